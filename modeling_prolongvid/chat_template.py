@@ -22,8 +22,7 @@ You are a helpful assistant.<|im_end|>
 {%- set text = message['content'] | selectattr('type', 'equalto', 'text') | map(attribute='text') | join('\n') -%}
 {%- endif -%}
 {%- if message['role'] == 'assistant' -%}
-{% generation %}{{ text }}<|im_end|>{% endgeneration %}{{ '\n' }}
-{% else -%}
+{% generation %}{{ text }}<|im_end|>{% endgeneration %}{{ '\n' }}{% else -%}
 {{ text }}<|im_end|>
 {% endif -%}
 {%- endfor -%}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from transformers import LlavaOnevisionProcessor
-from transformers.processing_utils import MultiModalData
 
 from .chat_template import CHAT_TEMPLATE
 from .configuration_prolongvid import VIDEO_NEWLINE_POSITIONS, count_video_tokens
@@ -84,8 +83,8 @@ class ProLongVidProcessor(LlavaOnevisionProcessor):
     def _get_num_multimodal_tokens(self, image_sizes=None, video_sizes=None, **kwargs):
         vision_data = super()._get_num_multimodal_tokens(image_sizes=image_sizes, **kwargs)
         if video_sizes is not None:
-            vision_data["num_video_tokens"] = [self.num_video_tokens(frames) for frames, _, _ in video_sizes]
-        return MultiModalData(**vision_data)
+            vision_data.num_video_tokens = [self.num_video_tokens(frames) for frames, _, _ in video_sizes]
+        return vision_data
 
 
 __all__ = ["ProLongVidProcessor"]

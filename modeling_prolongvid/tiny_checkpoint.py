@@ -42,14 +42,15 @@ IMAGE_SIZE = 24
 PATCH_SIZE = 8
 
 
-def build_tiny_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer with ProLongVid's special tokens (`<|im_start|>`, `<image>`, `<video>`, ...)."""
+def build_tiny_tokenizer(vocab_size: int = 400, media_tokens: bool = True) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with ChatML's special tokens and, unless `media_tokens=False` (upstream's
+    tokenizers have none), `<image>` / `<video>`."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=SPECIAL_TOKENS if media_tokens else SPECIAL_TOKENS[:3],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -58,7 +59,6 @@ def build_tiny_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
         tokenizer_object=tokenizer,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
         padding_side="left",
     )
 

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Everything the test suite needs on a fresh machine: system packages, torch, the kit with its dev extras.
+# Usage: bash .ci/setup.sh        (root or sudo for apt-get; safe to run twice)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash .ci/install_browser.sh
+# torch 2.14.1 + torchvision 0.29.1 is the pair measured to work together here (see shared/NOTES.md).
+python3 -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+python3 -m pip install -q -e ".[dev]"

@@ -1,0 +1,283 @@
+"""Convert an upstream ProLongVid checkpoint (LLaVA-NeXT `llava_qwen` layout) to the HF ProLongVid format.
+
+```bash
+python -m modeling_prolongvid.convert_prolongvid_weights_to_hf \
+    --input-dir prolongvid_7B --output-dir ProLongVid-7B-hf --dtype bfloat16 --verify
+```
+
+The output loads with `AutoModelForImageTextToText` / `AutoProcessor` (the kit installed) or with
+`trust_remote_code=True` (code files are written beside the weights). `--verify` runs the converted model and an
+independent reference of upstream's semantics (`upstream_reference.py`) on a synthetic video prompt and prints
+max |Δlogit|.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+from pathlib import Path
+
+import torch
+from huggingface_hub import HfApi, ModelCard
+from safetensors.torch import load_file
+from tqdm import tqdm
+from transformers import AutoTokenizer, Qwen2Config, SiglipVisionConfig
+
+from .configuration_prolongvid import ProLongVidConfig
+from .image_processing_prolongvid import ProLongVidImageProcessor
+from .modeling_prolongvid import ProLongVidForConditionalGeneration
+from .processing_prolongvid import ProLongVidProcessor
+from .video_processing_prolongvid import ProLongVidVideoProcessor
+
+logger = logging.getLogger(__name__)
+
+VISION_PRESETS = {
+    # Upstream deletes the last of the 27 encoder layers and the head: 26 layers, last hidden state, no head.
+    "google/siglip-so400m-patch14-384": {
+        "hidden_size": 1152,
+        "intermediate_size": 4304,
+        "num_hidden_layers": 26,
+        "num_attention_heads": 16,
+        "image_size": 384,
+        "patch_size": 14,
+        "layer_norm_eps": 1e-6,
+        "vision_use_head": False,
+    }
+}
+
+# Upstream key (full match) -> HF key. Every upstream key must match exactly one row or DROPPED_KEYS.
+KEY_TABLE = [
+    (r"model\.embed_tokens\.weight", r"model.language_model.embed_tokens.weight"),
+    (r"model\.layers\.(\d+)\.(.+)", r"model.language_model.layers.\1.\2"),
+    (r"model\.norm\.weight", r"model.language_model.norm.weight"),
+    (r"lm_head\.weight", r"lm_head.weight"),
+    (r"model\.vision_tower\.vision_tower\.vision_model\.embeddings\.(.+)", r"model.vision_tower.embeddings.\1"),
+    (r"model\.vision_tower\.vision_tower\.vision_model\.encoder\.(.+)", r"model.vision_tower.encoder.\1"),
+    (
+        r"model\.vision_tower\.vision_tower\.vision_model\.post_layernorm\.(.+)",
+        r"model.vision_tower.post_layernorm.\1",
+    ),
+    (r"model\.mm_projector\.0\.(weight|bias)", r"model.multi_modal_projector.linear_1.\1"),
+    (r"model\.mm_projector\.2\.(weight|bias)", r"model.multi_modal_projector.linear_2.\1"),
+    (r"model\.image_newline", r"model.image_newline"),
+]
+DROPPED_KEYS = [r".*\.rotary_emb\.inv_freq", r"model\.vision_tower\.vision_tower\.vision_model\.head\..+"]
+
+QWEN2_FIELDS = (
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+    "num_key_value_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings",
+    "use_sliding_window", "sliding_window", "max_window_layers", "attention_dropout", "bos_token_id", "eos_token_id",
+)  # fmt: skip
+POOL_MODES = {"bilinear": "bilinear", "average": "average", "max": "max"}
+NEWLINE_POSITIONS = {"grid": "grid", "frame": "frame", "one_token": "one_token", "no_token": "none"}
+
+
+def expand_grid_pinpoints(pinpoints: str | list, tile_size: int) -> list[list[int]]:
+    """Upstream writes either pixel pairs or a range string like `"(1x1),...,(6x6)"` (all grids in between)."""
+    if not isinstance(pinpoints, str):
+        return [list(pair) for pair in pinpoints]
+    grids = [tuple(map(int, match)) for match in re.findall(r"\((\d+)x(\d+)\)", pinpoints)]
+    (first_h, first_w), (last_h, last_w) = grids[0], grids[-1]
+    return [[h * tile_size, w * tile_size] for h in range(first_h, last_h + 1) for w in range(first_w, last_w + 1)]
+
+
+def convert_config(upstream: dict, vision_config: dict | None, image_token_id: int, video_token_id: int):
+    """Map the upstream `config.json` (Qwen2 fields + `mm_*`) to a validated `ProLongVidConfig`."""
+    tower = upstream.get("mm_vision_tower", "")
+    if vision_config is None:
+        if tower not in VISION_PRESETS:
+            raise ValueError(f"unknown vision tower {tower!r}: pass --vision-config with its SiglipVisionConfig JSON")
+        vision_config = VISION_PRESETS[tower]
+    vision = SiglipVisionConfig(**vision_config)
+    if upstream.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu":
+        raise ValueError(f"mm_projector_type={upstream['mm_projector_type']!r} is not supported (mlp2x_gelu only)")
+    if upstream.get("mm_patch_merge_type", "spatial_unpad") != "spatial_unpad":
+        raise ValueError(f"mm_patch_merge_type={upstream['mm_patch_merge_type']!r} unsupported (spatial_unpad)")
+    if upstream.get("mm_hidden_size", vision.hidden_size) != vision.hidden_size:
+        raise ValueError(f"mm_hidden_size={upstream['mm_hidden_size']} != vision hidden size {vision.hidden_size}")
+    pool_mode = upstream.get("mm_spatial_pool_mode", "bilinear")
+    newline = upstream.get("mm_newline_position", "grid")
+    if pool_mode not in POOL_MODES or newline not in NEWLINE_POSITIONS:
+        raise ValueError(f"unsupported mm_spatial_pool_mode={pool_mode!r} or mm_newline_position={newline!r}")
+    side = vision.image_size // vision.patch_size
+    grid = upstream.get("mm_fixed_patch_length") or math.ceil(side / upstream.get("mm_spatial_pool_stride", 2))
+    text = Qwen2Config(
+        **{field: upstream[field] for field in QWEN2_FIELDS if field in upstream},
+        rope_theta=upstream.get("rope_theta", 1_000_000.0),
+    )
+    num_frames = min(upstream.get("frames_upbound") or 128, 256)
+    return ProLongVidConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=image_token_id,
+        video_token_index=video_token_id,
+        image_grid_pinpoints=expand_grid_pinpoints(upstream.get("image_grid_pinpoints", "(1x1),...,(6x6)"), 384),
+        vision_aspect_ratio=upstream.get("image_aspect_ratio", "anyres_max_9"),
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        tie_word_embeddings=upstream.get("tie_word_embeddings", False),
+        pooled_grid_size=grid,
+        video_pooling_mode=POOL_MODES[pool_mode],
+        video_newline_position=NEWLINE_POSITIONS[newline],
+        num_frames=num_frames,
+    )
+
+
+def load_upstream_state_dict(input_dir: Path) -> dict[str, torch.Tensor]:
+    """Read every `*.safetensors` shard, else `*.bin` through `torch.load(weights_only=True)`."""
+    files = sorted(input_dir.glob("*.safetensors")) or sorted(input_dir.glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors or *.bin weights in {input_dir}")
+    state_dict = {}
+    for file in tqdm(files, desc="reading shards", disable=len(files) < 2):
+        if file.suffix == ".safetensors":
+            state_dict.update(load_file(file))
+        else:
+            state_dict.update(torch.load(file, map_location="cpu", weights_only=True))
+    return state_dict
+
+
+def convert_state_dict(upstream: dict[str, torch.Tensor], num_vision_layers: int) -> dict[str, torch.Tensor]:
+    """Rename every upstream key by `KEY_TABLE`; unknown keys are an error, vision layers past the tower dropped."""
+    converted = {}
+    for key, tensor in tqdm(upstream.items(), desc="renaming", disable=len(upstream) < 1000):
+        if any(re.fullmatch(pattern, key) for pattern in DROPPED_KEYS):
+            continue
+        matches = [(pattern, target) for pattern, target in KEY_TABLE if re.fullmatch(pattern, key)]
+        if len(matches) != 1:
+            raise KeyError(f"upstream key {key!r} matches {len(matches)} rows of KEY_TABLE (expected exactly 1)")
+        new_key = re.sub(matches[0][0], matches[0][1], key)
+        layer = re.match(r"model\.vision_tower\.encoder\.layers\.(\d+)\.", new_key)
+        if layer and int(layer.group(1)) >= num_vision_layers:
+            continue
+        converted[new_key] = tensor
+    return converted
+
+
+def add_media_tokens(tokenizer) -> tuple[int, int]:
+    """Add `<image>` / `<video>` as new special tokens (never reusing Qwen2.5's ids 151646/151647)."""
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]})
+    return tokenizer.convert_tokens_to_ids("<image>"), tokenizer.convert_tokens_to_ids("<video>")
+
+
+def resize_embeddings(state_dict: dict[str, torch.Tensor], vocab_size: int) -> None:
+    """Grow embedding / lm_head rows to `vocab_size` with their mean, only when the new ids do not fit."""
+    for key in ("model.language_model.embed_tokens.weight", "lm_head.weight"):
+        matrix = state_dict.get(key)
+        if matrix is not None and matrix.shape[0] < vocab_size:
+            extra = matrix.float().mean(0, keepdim=True).expand(vocab_size - matrix.shape[0], -1)
+            state_dict[key] = torch.cat((matrix, extra.to(matrix.dtype)), dim=0)
+
+
+def build_processor(tokenizer, config: ProLongVidConfig) -> ProLongVidProcessor:
+    size = {"height": config.vision_config.image_size, "width": config.vision_config.image_size}
+    return ProLongVidProcessor(
+        image_processor=ProLongVidImageProcessor(
+            size=size, crop_size=size, image_grid_pinpoints=config.image_grid_pinpoints
+        ),
+        tokenizer=tokenizer,
+        video_processor=ProLongVidVideoProcessor(size=size, num_frames=config.num_frames),
+        num_image_tokens=(config.vision_config.image_size // config.vision_config.patch_size) ** 2,
+        vision_aspect_ratio=config.vision_aspect_ratio,
+        pooled_grid_size=config.pooled_grid_size,
+        video_newline_position=config.video_newline_position,
+    )
+
+
+def write_model_card(output_dir: Path, input_dir: Path, config: ProLongVidConfig, max_logit_diff: float | None):
+    verified = (
+        f"max |Δlogit| = {max_logit_diff:.2e} against the upstream reference"
+        if max_logit_diff is not None
+        else "not run"
+    )
+    card = ModelCard(
+        f"""---
+library_name: transformers
+pipeline_tag: image-text-to-text
+tags: [video, long-context, prolongvid]
+---
+# ProLongVid (converted to transformers)
+
+Converted from the upstream LLaVA-NeXT checkpoint `{input_dir.name}` with
+`python -m modeling_prolongvid.convert_prolongvid_weights_to_hf`. Video path: {config.pooled_grid_size}x{config.pooled_grid_size}
+{config.video_pooling_mode} pooling, newline position `{config.video_newline_position}`
+({config.num_video_tokens(1)} tokens per frame), default {config.num_frames} frames, up to {config.max_frames}.
+Verification: {verified}.
+
+```python
+from transformers import AutoModelForImageTextToText, AutoProcessor
+model = AutoModelForImageTextToText.from_pretrained("{output_dir.name}", trust_remote_code=True)
+processor = AutoProcessor.from_pretrained("{output_dir.name}", trust_remote_code=True)
+```
+"""
+    )
+    card.save(output_dir / "README.md")
+
+
+def convert(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    vision_config_path: str | Path | None = None,
+    dtype: str = "bfloat16",
+    verify: bool = False,
+    push_to_hub: str | None = None,
+) -> float | None:
+    """Convert `input_dir` into `output_dir`; returns max |Δlogit| when `verify` is set."""
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    upstream_config = json.loads((input_dir / "config.json").read_text())
+    vision_config = json.loads(Path(vision_config_path).read_text()) if vision_config_path else None
+    tokenizer = AutoTokenizer.from_pretrained(input_dir)
+    tokenizer.padding_side = "left"  # batched generation
+    image_token_id, video_token_id = add_media_tokens(tokenizer)
+    config = convert_config(upstream_config, vision_config, image_token_id, video_token_id)
+    if len(tokenizer) > config.text_config.vocab_size:
+        config.text_config.vocab_size = len(tokenizer)
+
+    upstream = load_upstream_state_dict(input_dir)
+    state_dict = convert_state_dict(upstream, config.vision_config.num_hidden_layers)
+    resize_embeddings(state_dict, config.text_config.vocab_size)
+    torch_dtype = getattr(torch, dtype)
+    state_dict = {key: value.to(torch_dtype) for key, value in state_dict.items()}
+    with torch.device("meta"):
+        model = ProLongVidForConditionalGeneration(config)
+    missing = set(model.state_dict()) - set(state_dict) - ({"lm_head.weight"} if config.tie_word_embeddings else set())
+    if missing:
+        raise KeyError(f"the upstream checkpoint lacks weights for: {sorted(missing)[:10]}")
+    model.config.dtype = torch_dtype
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir, state_dict=state_dict)
+    processor = build_processor(tokenizer, config)
+    processor.save_pretrained(output_dir)
+
+    max_logit_diff = None
+    if verify:
+        from .upstream_reference import max_logit_difference
+
+        max_logit_diff = max_logit_difference(output_dir, upstream, config)
+        print(f"max |Δlogit| (converted vs upstream reference, float32): {max_logit_diff:.3e}")
+    write_model_card(output_dir, input_dir, config, max_logit_diff)
+    if push_to_hub:
+        HfApi().create_repo(push_to_hub, exist_ok=True)
+        HfApi().upload_folder(folder_path=output_dir, repo_id=push_to_hub, commit_message="Add converted ProLongVid")
+    return max_logit_diff
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input-dir", required=True, help="upstream checkpoint (config.json, weights, tokenizer)")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--vision-config", help="SiglipVisionConfig JSON for a tower without a preset")
+    parser.add_argument("--dtype", default="bfloat16", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--verify", action="store_true", help="compare logits against the upstream reference")
+    parser.add_argument("--push-to-hub", metavar="REPO", help="also upload to this Hub repo")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    convert(args.input_dir, args.output_dir, args.vision_config, args.dtype, args.verify, args.push_to_hub)
+
+
+if __name__ == "__main__":
+    main()
