@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import av
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -30,20 +28,10 @@ def test_readme_files_exist():
         assert (ROOT / path).exists(), path
 
 
-def write_clip(path: Path, num_frames: int = 20) -> None:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for index in range(num_frames):
-            frame = np.full((48, 64, 3), index * 10, dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-
-
-def test_readme_inference_snippet_runs(tiny_checkpoint, tmp_path, monkeypatch):
+def test_readme_inference_snippet_runs(tiny_checkpoint, make_video, tmp_path, monkeypatch):
     snippet = next(block for block in code_blocks("python") if "generate" in block)
     assert len(snippet.strip().splitlines()) < 15
-    write_clip(tmp_path / "clip.mp4")
+    make_video("clip.mp4", num_frames=20)
     monkeypatch.chdir(tmp_path)
     snippet = snippet.replace('"ProLongVid-7B-hf"', repr(str(tiny_checkpoint))).replace(
         "max_new_tokens=256", "max_new_tokens=4"

@@ -1,0 +1,137 @@
+"""The frame cache: agreement with decoding, integrity fallbacks, concurrent writers."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+
+import numpy as np
+import pytest
+
+from modeling_prolongvid.frame_sampling import sample_frame_indices
+from processing import load_video, probe_video
+from processing.frame_cache import FrameCache, FrameCacheWriter, load_frames
+from tests.conftest import write_video
+
+
+def cache_video(writer: FrameCacheWriter, video_id: str, path) -> None:
+    """What the annotator does: decode at 1 fps and hand the frames to the cache."""
+    info = probe_video(path)
+    frames, timestamps = load_video(path, fps=1.0)
+    writer.add(video_id, frames, timestamps, sample_frame_indices(info.num_frames, info.fps, fps=1.0),
+               info.num_frames, info.fps)  # fmt: skip
+
+
+@pytest.fixture
+def cached(tmp_path, make_video):
+    path = make_video("a.mp4", num_frames=200, fps=10)
+    cache_video(FrameCacheWriter(tmp_path / "cache", writer_id="w0", size=None, quality=95), "a", path)
+    return path, tmp_path / "cache"
+
+
+@pytest.mark.parametrize("fps", [1.0, 0.5, 0.25])
+def test_cached_frames_equal_decoded_frames_on_the_cached_grid(cached, fps):
+    path, cache_dir = cached
+    frames, timestamps = FrameCache(cache_dir).sample("a", fps=fps)
+    expected_frames, expected_timestamps = load_video(path, fps=fps)
+    np.testing.assert_allclose(timestamps, expected_timestamps)
+    assert np.abs(frames.astype(int) - expected_frames.astype(int)).mean() < 3
+
+
+def test_uniform_sampling_from_the_cache_is_at_most_half_a_step_away(cached):
+    path, cache_dir = cached
+    frames, timestamps = FrameCache(cache_dir).sample("a", num_frames=7)
+    _, expected_timestamps = load_video(path, num_frames=7)
+    error = np.abs(timestamps - expected_timestamps)
+    assert frames.shape[0] == 7 and np.all(error[:-1] <= 0.5 + 1e-6) and error[-1] < 1.0
+    assert np.all(np.diff(timestamps) >= 0)
+
+
+def test_max_frames_bound_applies(cached):
+    _, cache_dir = cached
+    frames, _ = FrameCache(cache_dir).sample("a", fps=1.0, max_frames=5)
+    assert frames.shape[0] == 5
+
+
+def test_corrupt_shard_falls_back_to_decoding_with_a_warning(cached, caplog):
+    path, cache_dir = cached
+    shard = next(cache_dir.glob("shard-*.bin"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        frames, timestamps = load_frames(path, video_id="a", fps=1.0, cache=FrameCache(cache_dir))
+    assert "a: shard" in caplog.text and "checksum" in caplog.text
+    expected_frames, expected_timestamps = load_video(path, fps=1.0)
+    np.testing.assert_array_equal(frames, expected_frames)
+    np.testing.assert_allclose(timestamps, expected_timestamps)
+
+
+def test_truncated_or_missing_shard_falls_back(cached, caplog):
+    path, cache_dir = cached
+    shard = next(cache_dir.glob("shard-*.bin"))
+    shard.write_bytes(shard.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING):
+        frames, _ = load_frames(path, video_id="a", num_frames=4, cache=FrameCache(cache_dir))
+    assert frames.shape[0] == 4 and "truncated or corrupt" in caplog.text
+    shard.unlink()
+    frames, _ = load_frames(path, video_id="a", num_frames=4, cache=FrameCache(cache_dir))
+    assert frames.shape[0] == 4
+
+
+def test_torn_index_line_is_skipped_and_other_entries_survive(cached, make_video):
+    path, cache_dir = cached
+    writer = FrameCacheWriter(cache_dir, writer_id="w0", size=None)
+    cache_video(writer, "b", make_video("b.mp4", num_frames=30))
+    index = cache_dir / "index-w0.jsonl"
+    index.write_text(index.read_text() + '{"video_id": "c", "shard": ')
+    cache = FrameCache(cache_dir)
+    assert "a" in cache and "b" in cache and "c" not in cache
+    assert cache.sample("b", fps=1.0)[0].shape[0] == 3
+
+
+def test_missing_video_decodes(tmp_path, make_video):
+    path = make_video("x.mp4", num_frames=20)
+    frames, _ = load_frames(path, num_frames=3, cache=FrameCache(tmp_path / "empty"))
+    assert frames.shape[0] == 3
+
+
+def test_writer_resizes_and_validates(tmp_path):
+    frames = np.zeros((2, 48, 64, 3), np.uint8)
+    square = FrameCacheWriter(tmp_path, writer_id="s", size=16)
+    square.add("v", frames, np.array([0.0, 1.0]), np.array([0, 10]), 20, 10.0)
+    short = FrameCacheWriter(tmp_path, writer_id="t", size=24, resize_mode="short_side", image_format="webp")
+    short.add("w", frames, np.array([0.0, 1.0]), np.array([0, 10]), 20, 10.0)
+    cache = FrameCache(tmp_path)
+    assert cache.read("v")[0].shape == (2, 16, 16, 3) and cache.read("w")[0].shape == (2, 24, 32, 3)
+    with pytest.raises(ValueError, match="image_format"):
+        FrameCacheWriter(tmp_path, image_format="png")
+    with pytest.raises(ValueError, match="equal length"):
+        square.add("z", frames, np.array([0.0]), np.array([0, 1]), 20, 10.0)
+
+
+def _write_many(cache_dir, writer_id, video_dir, names):
+    writer = FrameCacheWriter(cache_dir, writer_id=writer_id, size=None)
+    for name in names:
+        cache_video(writer, name, video_dir / f"{name}.mp4")
+
+
+def test_concurrent_writers_build_one_consistent_cache(tmp_path):
+    names = [f"v{i}" for i in range(6)]
+    for offset, name in enumerate(names):
+        write_video(tmp_path / f"{name}.mp4", num_frames=20 + 5 * offset)
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_write_many, args=(tmp_path / "cache", f"shard{i}", tmp_path, names[i::2]))
+        for i in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    cache = FrameCache(tmp_path / "cache")
+    assert sorted(cache.entries) == names
+    for offset, name in enumerate(names):
+        frames, timestamps = cache.sample(name, fps=1.0)
+        np.testing.assert_allclose(timestamps, load_video(tmp_path / f"{name}.mp4", fps=1.0)[1])
