@@ -132,6 +132,6 @@ def test_concurrent_writers_build_one_consistent_cache(tmp_path):
         assert worker.exitcode == 0
     cache = FrameCache(tmp_path / "cache")
     assert sorted(cache.entries) == names
-    for offset, name in enumerate(names):
-        frames, timestamps = cache.sample(name, fps=1.0)
+    for name in names:
+        _, timestamps = cache.sample(name, fps=1.0)
         np.testing.assert_allclose(timestamps, load_video(tmp_path / f"{name}.mp4", fps=1.0)[1])
