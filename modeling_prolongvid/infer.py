@@ -93,19 +93,30 @@ def ensure_tiny_checkpoint(directory: Path | None = None) -> Path:
 
 
 def load_model(
-    model_id: str, device: str | None = None, attn_implementation: str = "sdpa"
+    model_id: str,
+    device: str | None = None,
+    dtype: torch.dtype | None = None,
+    attn_implementation: str = "sdpa",
 ) -> tuple[torch.nn.Module, object]:
     """Load `(model, processor)` from a Hub id, a local directory, or `"tiny"` (random demo weights).
 
-    On CUDA the weights are bf16 with `attn_implementation` ("sdpa" by default, "flash_attention_2" when installed);
-    on CPU they stay fp32. The model is in eval mode.
+    By default the weights are bf16 on CUDA and fp32 on CPU; attention is `attn_implementation` ("sdpa", or
+    "flash_attention_2" where installed). The model is in eval mode.
 
         >>> model, processor = load_model("tiny", device="cpu")
     """
-    if model_id == TINY_MODEL_ID:
-        model_id = str(ensure_tiny_checkpoint())
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    if model_id != TINY_MODEL_ID:
+        return _load(model_id, device, dtype, attn_implementation)
+    try:
+        return _load(str(ensure_tiny_checkpoint()), device, dtype, attn_implementation)
+    except (OSError, ValueError, TypeError):  # a cache written by an older version of this package: rebuild it
+        shutil.rmtree(tiny_cache_dir(), ignore_errors=True)
+        return _load(str(ensure_tiny_checkpoint()), device, dtype, attn_implementation)
+
+
+def _load(model_id: str, device: str, dtype: torch.dtype, attn_implementation: str):
     # Loading our own registered classes: no remote code is needed (and without the flag transformers prompts).
     processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=False)
     model = AutoModelForImageTextToText.from_pretrained(
@@ -156,7 +167,10 @@ def load_media(
             with Image.open(path) as image:
                 return Media(path=path, image=image.convert("RGB"))
         except (OSError, ValueError) as error:
-            raise InputError(f"{name!r} is not a readable image ({error}): upload a PNG, JPEG or WebP file.") from None
+            reason = str(error).replace(path, name)
+            raise InputError(
+                f"{name!r} is not a readable image ({reason}): upload a PNG, JPEG or WebP file."
+            ) from None
 
     max_frames = model.config.max_frames
     if not 1 <= num_frames <= max_frames:
@@ -170,23 +184,27 @@ def load_media(
         )
     try:
         info = probe_video(path)
-    except VideoReadError as error:
-        raise InputError(f"{name!r} is not a readable video ({error}). Upload an MP4, WebM, MKV or MOV file.") from None
+    except VideoReadError as error:  # its message names the file, the problem and the fix
+        raise InputError(str(error).replace(path, name)) from None
     if info.num_frames < 1 or info.duration <= 0:
         raise InputError(f"{name!r} contains no video frames (zero-length video): upload a video that plays.")
     if info.duration > max_video_seconds:
         raise InputError(
-            f"{name!r} is {info.duration / 60:.1f} min long; this demo accepts videos up to "
-            f"{max_video_seconds / 60:.0f} min: trim it first (e.g. `ffmpeg -i in.mp4 -t 600 -c copy out.mp4`)."
+            f"{name!r} lasts {_format_duration(info.duration)}; videos up to {_format_duration(max_video_seconds)} "
+            f"are accepted: trim it first, e.g. `ffmpeg -i in.mp4 -t 600 -c copy out.mp4`."
         )
     size = frame_size or model.config.vision_config.image_size
     try:
         frames, timestamps = load_video(path, num_frames=min(num_frames, info.num_frames), size=size)
     except VideoReadError as error:
-        raise InputError(f"{name!r} could not be decoded ({error}). Re-encode it, e.g. to H.264 MP4.") from None
+        raise InputError(str(error).replace(path, name)) from None
     if len(frames) == 0:
         raise InputError(f"{name!r} contains no decodable frames: re-encode it, e.g. to H.264 MP4.")
     return Media(path=path, frames=frames, timestamps=timestamps)
+
+
+def _format_duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def build_messages(question: str, media_kind: str, history: list[tuple[str, str]] = ()) -> list[dict]:
@@ -230,7 +248,9 @@ class _StopOnEvent(StoppingCriteria):
         return self.event.is_set()
 
 
-def stream_generate(model, processor, batch, max_new_tokens: int, stop: threading.Event | None = None) -> Iterator[str]:
+def stream_generate(
+    model, processor, batch, max_new_tokens: int, stop: threading.Event | None = None
+) -> Iterator[str]:
     """Generate greedily in a background thread, yielding decoded text pieces as they arrive.
 
     Closing the iterator early (or setting `stop`) stops generation at the next token. An exception raised by

@@ -1,0 +1,330 @@
+"""ProLongVid Space: chat with a long video (or an image), answers streamed token by token.
+
+Run locally (serves on http://127.0.0.1:7860; with no Hub access it falls back to tiny demo weights):
+
+    python space/app.py
+    PROLONGVID_MODEL=path/or/hub-id python space/app.py      # or: python space/app.py --model path/or/hub-id
+
+Settings (environment variables):
+    PROLONGVID_MODEL              Hub id or local directory (default prolongvid/ProLongVid-7B-hf); "tiny" = demo weights
+    PROLONGVID_MAX_VIDEO_MINUTES  longest accepted video (default 180)
+    PROLONGVID_MAX_UPLOAD         largest accepted upload (default "1gb")
+    PROLONGVID_CONCURRENCY        generations running at once (default 1); others wait in the queue
+    PROLONGVID_QUEUE_SIZE         requests allowed to wait (default 20)
+    GRADIO_SERVER_NAME / _PORT    bind address (default 127.0.0.1:7860; Spaces sets 0.0.0.0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+APP_DIR = Path(__file__).resolve().parent
+# Uploads live in a folder this app owns (set before gradio is imported, which reads it).
+os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "prolongvid-space" / "uploads"))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# In a checkout, `python space/app.py` imports the kit from the repository root without installing it; a deployed
+# Space has `modeling_prolongvid/` and `processing/` next to this file (see README.md).
+if not (APP_DIR / "modeling_prolongvid").is_dir() and (APP_DIR.parent / "modeling_prolongvid").is_dir():
+    sys.path.insert(0, str(APP_DIR.parent))
+
+try:  # ZeroGPU: a GPU is attached only while a decorated function runs; import before torch initializes CUDA.
+    import spaces
+except ImportError:
+    spaces = None
+
+import gradio as gr  # noqa: E402
+
+from modeling_prolongvid.infer import (  # noqa: E402
+    TINY_MODEL_ID,
+    InputError,
+    Media,
+    build_messages,
+    load_media,
+    load_model,
+    prepare_inputs,
+    stream_generate,
+)
+
+logger = logging.getLogger("prolongvid.space")
+
+DEFAULT_MODEL_ID = "prolongvid/ProLongVid-7B-hf"
+EXAMPLES_DIR = APP_DIR / "examples"
+SAMPLE_VIDEO = EXAMPLES_DIR / "sample.mp4"
+SQUARES_VIDEO = EXAMPLES_DIR / "squares.mp4"
+SAMPLE_IMAGE = EXAMPLES_DIR / "sample.png"
+ERROR_PREFIX = "⚠ "
+MAX_VIDEO_SECONDS = float(os.environ.get("PROLONGVID_MAX_VIDEO_MINUTES", "180")) * 60
+MAX_UPLOAD = os.environ.get("PROLONGVID_MAX_UPLOAD", "1gb")
+CONCURRENCY = int(os.environ.get("PROLONGVID_CONCURRENCY", "1"))
+QUEUE_SIZE = int(os.environ.get("PROLONGVID_QUEUE_SIZE", "20"))
+# Frames are decoded at least this large so the frame strip stays legible; the processor resizes them for the model.
+STRIP_FRAME_SIZE = 160
+
+
+# ---------------------------------------------------------------- model (loaded once, at startup)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub endpoint accepts a TCP connection (no 25 s of download retries when offline)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def load_app_model(requested: str | None) -> tuple[object, object, str | None]:
+    """Load `(model, processor, demo_notice)`. `demo_notice` is None for real weights.
+
+    The default id falls back to the tiny demo weights when it cannot be loaded (no Hub access, no GPU memory),
+    so the Space starts anywhere; an explicitly requested model that fails to load is an error.
+    """
+    model_id = requested or DEFAULT_MODEL_ID
+    if model_id == TINY_MODEL_ID:
+        return (*load_model(TINY_MODEL_ID), f"PROLONGVID_MODEL={TINY_MODEL_ID}")
+    is_local = Path(model_id).exists()
+    if not is_local and not hub_reachable():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+            if requested:
+                raise SystemExit(
+                    f"Cannot load {model_id!r}: the Hugging Face Hub is unreachable and it is not cached."
+                )
+            logger.warning("No Hub access and %s is not cached: serving the tiny demo weights.", model_id)
+            return (*load_model(TINY_MODEL_ID), f"no Hub access to download {model_id}")
+    try:
+        return (*load_model(model_id), None)
+    except (OSError, ValueError, RuntimeError) as error:
+        if requested:
+            raise
+        logger.warning("Could not load %s (%s): serving the tiny demo weights.", model_id, error)
+        return (*load_model(TINY_MODEL_ID), f"{model_id} could not be loaded ({type(error).__name__})")
+
+
+def _requested_model() -> str | None:
+    """`--model` when run as a script, else `$PROLONGVID_MODEL`; None means the default with its fallback."""
+    parser = argparse.ArgumentParser(description="ProLongVid Gradio Space", allow_abbrev=False)
+    parser.add_argument("--model", default=os.environ.get("PROLONGVID_MODEL") or None, help="Hub id or directory.")
+    return parser.parse_known_args(sys.argv[1:] if __name__ == "__main__" else [])[0].model
+
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+MODEL, PROCESSOR, DEMO_NOTICE = load_app_model(_requested_model())
+DEFAULT_FRAMES = MODEL.config.num_frames or 64
+MAX_FRAMES = MODEL.config.max_frames
+MIN_FRAMES = min(32, DEFAULT_FRAMES)
+
+
+# ---------------------------------------------------------------- conversation parsing
+
+
+def _content_items(content) -> Iterator[tuple[str, str]]:
+    """Flatten one chat message's content into ("text", str) / ("file", path) items.
+
+    Accepts both forms gradio hands over: the normalized one from the chatbot
+    (`[{"type": "text", "text": ...}, {"type": "file", "file": {"path": ...}}]`) and the raw one kept in the
+    API's state (`"text"`, `{"path": ...}`, `("path",)`).
+    """
+    if content is None:
+        return
+    if isinstance(content, str):
+        yield "text", content
+    elif isinstance(content, tuple):  # ("path", "alt text")
+        yield "file", str(content[0])
+    elif isinstance(content, list):
+        for item in content:
+            yield from _content_items(item)
+    elif isinstance(content, dict):
+        if content.get("type") == "text" or "text" in content:
+            yield "text", content.get("text") or ""
+        elif isinstance(content.get("file"), dict):
+            yield "file", content["file"]["path"]
+        elif content.get("path"):
+            yield "file", content["path"]
+
+
+def parse_conversation(message: dict | str, history: list[dict]) -> tuple[str, str | None, list[tuple[str, str]]]:
+    """Return `(question, media_path, earlier_turns)` for the model.
+
+    The media is the newest upload in the conversation, so a video stays attached over later questions;
+    `earlier_turns` are the `(question, answer)` pairs asked since it was uploaded, minus turns that failed.
+    """
+    turns: list[dict] = []
+    for entry in history:
+        role = entry.get("role") if isinstance(entry, dict) else getattr(entry, "role", None)
+        content = entry.get("content") if isinstance(entry, dict) else getattr(entry, "content", None)
+        if role == "user" and (not turns or turns[-1]["answer"]):
+            turns.append({"question": "", "files": [], "answer": ""})
+        elif not turns:
+            continue
+        for kind, value in _content_items(content):
+            if role == "user" and kind == "file":
+                turns[-1]["files"].append(value)
+            elif role == "user":
+                turns[-1]["question"] = (turns[-1]["question"] + "\n" + value).strip()
+            elif kind == "text":
+                turns[-1]["answer"] += value
+
+    if isinstance(message, dict):
+        question = (message.get("text") or "").strip()
+        files = [item if isinstance(item, str) else item["path"] for item in message.get("files") or []]
+    else:
+        question, files = (message or "").strip(), []
+    if files:
+        return question, files[-1], []
+    for start in range(len(turns) - 1, -1, -1):
+        if turns[start]["files"]:
+            earlier = [
+                (turn["question"], turn["answer"])
+                for turn in turns[start:]
+                if turn["question"] and turn["answer"] and not turn["answer"].startswith(ERROR_PREFIX)
+            ]
+            return question, turns[start]["files"][-1], earlier
+    return question, None, []
+
+
+def frame_strip(media: Media) -> list[tuple]:
+    """Gallery items for what the model saw: each frame captioned with its timestamp."""
+    if media.kind == "image":
+        return [(media.image, "image")]
+    return [(frame, f"{seconds:.1f} s") for frame, seconds in zip(media.frames, media.timestamps)]
+
+
+# ---------------------------------------------------------------- the chat function
+
+
+def respond(
+    message: dict | str, history: list[dict], num_frames: float = DEFAULT_FRAMES, max_new_tokens: float = 512
+) -> Iterator[tuple[str, object]]:
+    """Stream an answer: yields `(growing answer, frame strip update)`.
+
+    Problems with the input (no video, unreadable file, too long, too many frames, empty question) are answered
+    with a chat message starting with "⚠" instead of an exception, so the app keeps serving.
+    """
+    question, media_path, earlier = parse_conversation(message, history)
+    if media_path is None:
+        yield f"{ERROR_PREFIX}Upload a video (or an image) with the paperclip button, then ask about it.", gr.skip()
+        return
+    if not question:
+        yield f"{ERROR_PREFIX}The question is empty: type what you want to know about the video.", gr.skip()
+        return
+    try:
+        media = load_media(
+            media_path,
+            MODEL,
+            int(num_frames),
+            int(max_new_tokens),
+            max_video_seconds=MAX_VIDEO_SECONDS,
+            frame_size=max(MODEL.config.vision_config.image_size, STRIP_FRAME_SIZE),
+        )
+    except InputError as error:
+        yield f"{ERROR_PREFIX}{error}", []
+        return
+    except Exception as error:  # a reader bug must not take the app down: report it and keep serving
+        logger.exception("reading %s failed", media_path)
+        yield f"{ERROR_PREFIX}Could not read {Path(media_path).name!r} ({type(error).__name__}: {error}).", []
+        return
+    yield "", frame_strip(media)
+
+    text = ""
+    try:
+        messages = build_messages(question, media.kind, earlier)
+        batch = prepare_inputs(PROCESSOR, messages, media, MODEL.device, MODEL.dtype)
+        for piece in stream_generate(MODEL, PROCESSOR, batch, int(max_new_tokens)):
+            text += piece
+            if piece:
+                yield text, gr.skip()
+    except Exception as error:  # e.g. out of GPU memory: tell this user, log it, keep serving the others
+        logger.exception("generation failed")
+        yield f"{ERROR_PREFIX}Generation failed ({type(error).__name__}: {error}). Try fewer frames.", gr.skip()
+        return
+    if not text.strip():
+        yield "(The model returned an empty answer.)", gr.skip()
+
+
+if spaces is not None:
+    respond = spaces.GPU(duration=120)(respond)
+
+
+# ---------------------------------------------------------------- the interface
+
+
+def build_demo() -> gr.Blocks:
+    """The Blocks app: settings on top, the chat on the left, the sampled frames with their timestamps on the right."""
+    if DEMO_NOTICE:
+        banner = (
+            f"> **Demo weights** ({DEMO_NOTICE}): a tiny model with *random* weights is serving, so answers are "
+            f"gibberish. Set `PROLONGVID_MODEL` to `{DEFAULT_MODEL_ID}` (or a local checkpoint) for real answers."
+        )
+    else:
+        banner = f"Model: `{MODEL.name_or_path}`."
+    description = (
+        "Upload a video (or an image) with the paperclip button and ask about it; follow-up questions keep the video. "
+        f"The model sees **Frames** frames sampled uniformly over the whole video.\n\n{banner}"
+    )
+    examples = [  # [message, frames, max new tokens]
+        [{"text": "What happens in this video?", "files": [str(SAMPLE_VIDEO)]}, DEFAULT_FRAMES, 256],
+        [{"text": "How many squares appear, in which order?", "files": [str(SQUARES_VIDEO)]}, MIN_FRAMES, 128],
+        [{"text": "Describe this image.", "files": [str(SAMPLE_IMAGE)]}, DEFAULT_FRAMES, 128],
+    ]
+    with gr.Blocks(title="ProLongVid", delete_cache=(1800, 3600)) as demo:
+        gr.Markdown("# ProLongVid: long-video chat")
+        gr.Markdown(description, elem_id="model-notice")
+        with gr.Row():
+            frames = gr.Slider(MIN_FRAMES, MAX_FRAMES, value=DEFAULT_FRAMES, step=1, label="Frames")
+            max_new_tokens = gr.Slider(16, 2048, value=512, step=16, label="Max new tokens")
+        strip = gr.Gallery(
+            label="Frames the model saw",
+            columns=4,
+            height=520,
+            format="jpeg",
+            object_fit="contain",
+            elem_id="frame-strip",
+            render=False,
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                gr.ChatInterface(
+                    respond,
+                    multimodal=True,
+                    textbox=gr.MultimodalTextbox(
+                        file_types=["video", "image"],
+                        file_count="single",
+                        sources=["upload"],
+                        placeholder="Attach a video or image, then ask a question",
+                        stop_btn=True,  # ChatInterface takes the stop button from a textbox passed in
+                        elem_id="chat-input",
+                    ),
+                    chatbot=gr.Chatbot(height=460, elem_id="chatbot", label="Chat"),
+                    additional_inputs=[frames, max_new_tokens],
+                    additional_outputs=[strip],
+                    examples=examples,
+                    cache_examples=False,
+                    api_name="chat",
+                    fill_height=False,
+                )
+            with gr.Column(scale=2):
+                strip.render()
+    return demo
+
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE).launch(
+        max_file_size=MAX_UPLOAD, allowed_paths=[str(EXAMPLES_DIR)], show_error=True
+    )
