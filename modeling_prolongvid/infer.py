@@ -39,7 +39,8 @@ from transformers import (
 )
 
 import modeling_prolongvid  # noqa: F401  (registers the Auto classes)
-from processing import VideoReadError, load_video, probe_video
+from processing import VideoReadError, probe_video
+from processing.frame_cache import FrameCache, load_frames
 
 TINY_MODEL_ID = "tiny"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
@@ -150,13 +151,17 @@ def load_media(
     max_new_tokens: int,
     max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS,
     frame_size: int | None = None,
+    frame_cache: FrameCache | None = None,
+    video_id: str | None = None,
 ) -> Media:
     """Read an image, or sample `num_frames` frames of a video, after checking everything the user can get wrong.
 
     Raises `InputError` (a `ValueError`) with a user-facing message for: a file that is not a readable image or
     video, an empty video, a video longer than `max_video_seconds`, a frame count outside `[1, config.max_frames]`,
     or more frames than fit the model's context with `max_new_tokens` to generate. `frame_size` resizes frames
-    while decoding (square); by default the vision tower's input size.
+    while decoding (square); by default the vision tower's input size. With `frame_cache` (written by
+    `dataset_builder annotate`), frames of `video_id` (default: the file's stem) come from the cache when it holds
+    them, else from decoding the file.
     """
     path = str(path)
     name = Path(path).name
@@ -195,7 +200,9 @@ def load_media(
         )
     size = frame_size or model.config.vision_config.image_size
     try:
-        frames, timestamps = load_video(path, num_frames=min(num_frames, info.num_frames), size=size)
+        frames, timestamps = load_frames(
+            path, video_id, num_frames=min(num_frames, info.num_frames), cache=frame_cache, size=size
+        )
     except VideoReadError as error:
         raise InputError(str(error).replace(path, name)) from None
     if len(frames) == 0:
@@ -315,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream", action="store_true", help="Print the answer token by token.")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available).")
     parser.add_argument("--attn-implementation", default="sdpa", help="sdpa, flash_attention_2 or eager.")
+    parser.add_argument("--frame-cache", help="Frame cache directory written by `dataset_builder annotate`.")
+    parser.add_argument("--video-id", help="The video's id in the frame cache (default: the file name's stem).")
     args = parser.parse_args(argv)
 
     if not args.question.strip():
@@ -329,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             args.frames or model.config.num_frames,
             args.max_new_tokens,
             max_video_seconds=args.max_video_minutes * 60,
+            frame_cache=FrameCache(args.frame_cache) if args.frame_cache else None,
+            video_id=args.video_id,
         )
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)

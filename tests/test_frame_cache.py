@@ -135,3 +135,20 @@ def test_concurrent_writers_build_one_consistent_cache(tmp_path):
     for name in names:
         _, timestamps = cache.sample(name, fps=1.0)
         np.testing.assert_allclose(timestamps, load_video(tmp_path / f"{name}.mp4", fps=1.0)[1])
+
+
+def test_inference_cli_reads_frames_from_the_cache(cached, tiny_checkpoint, monkeypatch, capsys):
+    from modeling_prolongvid import infer
+    from processing import frame_cache
+
+    path, cache_dir = cached
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the CLI decoded the video although the cache holds it")
+
+    monkeypatch.setattr(frame_cache, "load_video", no_decoding)
+    argv = ["--model", str(tiny_checkpoint), "--video", str(path), "--question", "What?", "--frames", "4",
+            "--max-new-tokens", "2", "--frame-cache", str(cache_dir), "--video-id", "a"]  # fmt: skip
+    assert infer.main(argv) == 0
+    with pytest.raises(AssertionError, match="decoded the video"):
+        infer.main([*argv[:-4], "--frame-cache", str(cache_dir), "--video-id", "not-cached"])
