@@ -1,0 +1,165 @@
+"""Command line: ``python -m dataset_builder annotate ...`` and ``python -m dataset_builder build ...``.
+
+Examples::
+
+    export OPENAI_API_KEY=...            # the key is read from the environment only
+    python -m dataset_builder annotate --videos videos/ --out work --concurrency 32 --shard 0/4
+    python -m dataset_builder annotate --videos manifest.jsonl --out work --dry-run
+    python -m dataset_builder annotate --videos videos/ --out work --base-url http://localhost:8000/v1 --model Qwen/Qwen2-VL-7B-Instruct
+    python -m dataset_builder build --work-dir work --out dataset [--push-to-hub user/prolongvid-data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from .api import ApiClient
+from .frame_models import DEFAULT_CAPTIONER, DEFAULT_EMBEDDER
+from .local_stage import LocalSettings
+from .plan import PlanSettings
+from .segmentation import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_THRESHOLD, FIXED_SEGMENT_SECONDS
+from .store import JsonlStore
+from .videos import list_videos, parse_shard, shard_items
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m dataset_builder", description="ProLongVid annotation pipeline.")
+    commands = main.add_subparsers(dest="command", required=True)
+    a = commands.add_parser("annotate", help="annotate videos into a resumable work dir")
+    a.add_argument("--videos", required=True, help="directory of videos or a .jsonl/.csv/.txt manifest")
+    a.add_argument("--out", required=True, help="work dir (created; re-runs resume from it)")
+    a.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint, e.g. a local vLLM server")
+    a.add_argument("--model", default="gpt-4o")
+    a.add_argument("--frame-captioner", default=DEFAULT_CAPTIONER, help="Florence-2 id or local path")
+    a.add_argument("--embedder", default=DEFAULT_EMBEDDER, help="CLIP/SigLIP-style id or local path")
+    a.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="agglomerative distance threshold delta")
+    a.add_argument("--min-segment-seconds", type=float, default=DEFAULT_MIN_SEGMENT_SECONDS)
+    a.add_argument("--segmentation", choices=("semantic", "fixed"), default="semantic")
+    a.add_argument(
+        "--fixed-seconds", type=float, default=FIXED_SEGMENT_SECONDS, help="segment length for --segmentation fixed"
+    )
+    a.add_argument("--frame-size", type=int, default=512, help="long side of decoded frames (pixels)")
+    a.add_argument("--frames-per-segment", type=int, default=8)
+    a.add_argument("--frames-short-video", type=int, default=16)
+    a.add_argument("--questions-per-type", type=int, default=1)
+    a.add_argument("--concurrency", type=int, default=16, help="API requests in flight")
+    a.add_argument(
+        "--videos-in-flight", type=int, default=None, help="videos processed at once (default: concurrency)"
+    )
+    a.add_argument("--shard", default="0/1", help="I/N: process the I-th of N deterministic shards")
+    a.add_argument("--timeout", type=float, default=120.0, help="seconds per API request")
+    a.add_argument("--max-retries", type=int, default=6, help="retries on 429/5xx/timeouts")
+    a.add_argument("--max-invalid-retries", type=int, default=2, help="retries on malformed or schema-invalid answers")
+    a.add_argument("--backoff-base", type=float, default=1.0, help="seconds; exponential backoff with full jitter")
+    a.add_argument("--max-tokens", type=int, default=1024)
+    a.add_argument("--image-detail", choices=("auto", "low", "high"), default="auto")
+    a.add_argument("--price-input", type=float, default=None, help="USD per 1M input tokens (overrides the table)")
+    a.add_argument("--price-output", type=float, default=None, help="USD per 1M output tokens")
+    a.add_argument("--dry-run", action="store_true", help="run local stages, count calls and tokens, call nothing")
+    a.add_argument("--batch", action="store_true", help="use the OpenAI Batch API (submit, poll, collect, resume)")
+    a.add_argument("--poll-interval", type=float, default=30.0, help="seconds between batch status polls")
+    a.add_argument("--no-progress", action="store_true")
+    b = commands.add_parser("build", help="build Parquet configs + dataset card from a work dir")
+    b.add_argument("--work-dir", required=True)
+    b.add_argument("--out", required=True)
+    b.add_argument(
+        "--copy-videos", action="store_true", help="copy videos into OUT/videos and reference them relatively"
+    )
+    b.add_argument("--push-to-hub", default=None, metavar="REPO", help="upload the built dataset to this Hub repo")
+    b.add_argument("--private", action="store_true")
+    return main
+
+
+def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_factory=None) -> int:
+    from .annotate import Annotator, write_usage
+    from .batch import BatchRunner
+
+    index, count = parse_shard(args.shard)
+    shard_name = f"shard-{index:05d}-of-{count:05d}"
+    items = shard_items(list_videos(args.videos), index, count)
+    price = (args.price_input, args.price_output) if args.price_input is not None else None
+    api = ApiClient(
+        JsonlStore(f"{args.out}/api_cache", shard_name),
+        JsonlStore(f"{args.out}/errors", shard_name),
+        model=args.model, base_url=args.base_url, concurrency=args.concurrency, timeout=args.timeout,
+        max_retries=args.max_retries, max_invalid_retries=args.max_invalid_retries, backoff_base=args.backoff_base,
+        max_tokens=args.max_tokens, image_detail=args.image_detail, dry_run=args.dry_run, batch=args.batch, price=price,
+    )  # fmt: skip
+    local = LocalSettings(
+        segmentation=args.segmentation, threshold=args.threshold, min_segment_seconds=args.min_segment_seconds,
+        fixed_seconds=args.fixed_seconds, frame_size=args.frame_size, captioner=args.frame_captioner,
+        embedder=args.embedder,
+    )  # fmt: skip
+    plan = PlanSettings(args.frames_per_segment, args.frames_short_video, questions_per_type=args.questions_per_type)
+    if captioner_factory is None:
+        from .frame_models import Florence2Captioner, ImageTextEmbedder
+
+        def captioner_factory():
+            return Florence2Captioner(args.frame_captioner)
+
+        def embedder_factory():
+            return ImageTextEmbedder(args.embedder)
+
+    annotator = Annotator(
+        args.out, shard_name, api, local, plan, captioner_factory, embedder_factory, not args.no_progress
+    )
+    workers = args.videos_in_flight or args.concurrency
+    print(f"annotate: {len(items)} videos in shard {index}/{count} -> {args.out}", file=sys.stderr)
+
+    async def passes():
+        if not args.batch:
+            return await annotator.run_pass(items, workers)
+        runner = BatchRunner(api, args.out, shard_name, args.poll_interval)
+        await runner.collect_open()
+        for _ in range(4 + args.max_invalid_retries):
+            stats = await annotator.run_pass(items, workers)
+            if not await runner.submit_and_collect():
+                break
+        runner.close()
+        return stats
+
+    async def run():
+        try:
+            return await passes()
+        finally:
+            await api.aclose()
+
+    try:
+        stats = asyncio.run(run())
+    finally:
+        annotator.close()
+    if not args.dry_run:
+        write_usage(args.out, shard_name, api, stats)
+    print(api.usage.summary())
+    print(f"videos: {stats.done} done, {stats.skipped} already done, {stats.failed} failed, {stats.pending} pending")
+    if stats.failed:
+        print(f"failures and their reasons: {args.out}/errors/{shard_name}.jsonl")
+    return 0
+
+
+def build_command(args: argparse.Namespace) -> int:
+    from .build import build_dataset, push_to_hub
+
+    stats = build_dataset(args.work_dir, args.out, copy_videos=args.copy_videos)
+    print(f"build: {len(stats['durations'])} videos -> {args.out}")
+    if args.push_to_hub:
+        print(f"pushed: {push_to_hub(args.out, args.push_to_hub, private=args.private)}")
+    return 0
+
+
+def main(argv: list[str] | None = None, captioner_factory=None, embedder_factory=None) -> int:
+    """Entry point; the factories let tests and callers plug in their own frame models."""
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "annotate":
+            return annotate_command(args, captioner_factory, embedder_factory)
+        return build_command(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

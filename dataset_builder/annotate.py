@@ -1,0 +1,243 @@
+"""``annotate``: run the local stage and the API stages over a shard of videos into a resumable work dir.
+
+Work dir layout (every store is append-only JSONL, one file per shard, see :mod:`dataset_builder.store`)::
+
+    WORK_DIR/local/        local-stage records (probe, timestamps, segments), keyed by fingerprint + settings
+    WORK_DIR/api_cache/    every valid API answer, keyed by the request's content hash
+    WORK_DIR/annotations/  one finished record per video (what ``build`` reads)
+    WORK_DIR/errors/       failed requests and failed videos, with the reason
+    WORK_DIR/batches/      Batch API jobs (``--batch``)
+    WORK_DIR/usage/        token usage and cost of each run
+
+A finished video is skipped on re-runs; an unfinished one re-plans its requests, which hit the cache.
+Settings are part of the cache keys, so a changed setting (prompt version, threshold, model) means new calls;
+use a fresh work dir for a different configuration.
+
+Example:
+    >>> stats = asyncio.run(annotate(items, "work", settings, api, captioner_factory, embedder_factory))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .api import ApiClient, BatchPending, ChatRequest, RequestFailed, redact
+from .local_stage import LocalSettings, run_local_stage
+from .plan import PlanSettings, qa_requests, segment_caption_requests, short_caption_request, video_caption_request
+from .store import JsonlStore
+from .videos import FrameProvider, VideoItem, fingerprint
+
+
+@dataclass
+class RunStats:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    pending: int = 0
+
+
+class Annotator:
+    """Holds the stores, the API client, the lazily built frame models and the progress bars of one run."""
+
+    def __init__(
+        self,
+        work_dir: str | Path,
+        shard_name: str,
+        api: ApiClient,
+        local_settings: LocalSettings,
+        plan_settings: PlanSettings,
+        captioner_factory=None,
+        embedder_factory=None,
+        progress: bool = True,
+    ) -> None:
+        work = Path(work_dir)
+        self.api, self.local_settings, self.plan_settings = api, local_settings, plan_settings
+        self.local_store = JsonlStore(work / "local", shard_name)
+        self.annotations = JsonlStore(work / "annotations", shard_name)
+        self.errors = api.error_store
+        self.local_cache = self.local_store.load_index("key")
+        self._factories = {"captioner": captioner_factory, "embedder": embedder_factory}
+        self._models: dict[str, object] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-stage")
+        self.progress = progress
+        self.bars: dict[str, tqdm] = {}
+
+    def bar(self, name: str) -> tqdm:
+        if name not in self.bars:
+            self.bars[name] = tqdm(total=0, desc=name, unit="call", position=len(self.bars), disable=not self.progress)
+        return self.bars[name]
+
+    def model(self, kind: str):
+        if kind not in self._models:
+            factory = self._factories[kind]
+            self._models[kind] = factory() if factory else None
+        return self._models[kind]
+
+    def video_failed(self, item: VideoItem, stage: str, kind: str, reason: str) -> None:
+        self.errors.append(
+            {
+                "time": time.time(),
+                "video_id": item.video_id,
+                "video": item.path,
+                "stage": stage,
+                "kind": kind,
+                "reason": redact(reason)[:2000],
+            }
+        )
+
+    def _local(self, item: VideoItem, print_key: str) -> tuple[dict, FrameProvider]:
+        """Runs in the single local-stage thread (decoding and models never run concurrently)."""
+        needs_models = self.local_settings.segmentation == "semantic"
+        captioner = self.model("captioner") if needs_models else None
+        embedder = self.model("embedder") if needs_models else None
+        return run_local_stage(item, self.local_settings, print_key, FrameProvider, captioner, embedder)
+
+    async def _gather(self, requests: list[ChatRequest], bar: str) -> list:
+        """Complete all requests (all are attempted even if one fails), then raise the first failure."""
+        self.bar(bar).total += len(requests)
+        self.bar(bar).refresh()
+
+        async def one(request: ChatRequest):
+            try:
+                return await self.api.complete(request)
+            finally:
+                self.bar(bar).update(1)
+
+        results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results
+
+    async def _warm_frames(self, provider: FrameProvider, requests: list[ChatRequest], times: list[float]) -> None:
+        """Encode the frames once, in the local-stage thread, if any of the requests must actually be sent."""
+        if not self.api.dry_run and any(not self.api.is_cached(request) for request in requests):
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, provider.jpegs, times)
+        await asyncio.get_running_loop().run_in_executor(self._executor, provider.release)
+
+    async def annotate_video(self, item: VideoItem) -> str:
+        """Annotate one video; returns ``"done"``, ``"failed"`` or ``"pending"`` (batch mode)."""
+        loop = asyncio.get_running_loop()
+        try:
+            print_key = await loop.run_in_executor(None, fingerprint, item.path)
+            key = self.local_settings.key(print_key)
+            if key in self.local_cache:
+                local = self.local_cache[key]
+                height, width = local["decode_size"]
+                provider = FrameProvider(item.path, (height, width), self.local_settings.fps)
+            else:
+                local, provider = await loop.run_in_executor(self._executor, self._local, item, print_key)
+                self.local_cache[key] = local
+                self.local_store.append(local)
+        except (OSError, ValueError) as error:
+            self.video_failed(item, "read", "unreadable", f"{type(error).__name__}: {error}")
+            return "failed"
+        self.bar("local").update(1)
+        try:
+            record = await self._api_stages(item, local, provider)
+        except BatchPending:
+            return "pending"
+        except RequestFailed as error:
+            self.video_failed(item, "api", "request_failed", str(error))
+            return "failed"
+        if not self.api.dry_run:
+            self.annotations.append(record)
+        return "done"
+
+    async def _api_stages(self, item: VideoItem, local: dict, provider: FrameProvider) -> dict:
+        settings = self.plan_settings
+        if local["segmentation"] == "none":
+            request, times = short_caption_request(local, provider.jpegs, settings)
+            await self._warm_frames(provider, [request], times)
+            (video_caption,) = await self._gather([request], "captions")
+            segment_captions = [video_caption]
+            caption_prompts = [request.prompt.tag]
+        else:
+            requests, times = segment_caption_requests(local, provider.jpegs, settings)
+            await self._warm_frames(provider, requests, times)
+            segment_captions = await self._gather(requests, "captions")
+            merge = video_caption_request(local, segment_captions)
+            (video_caption,) = await self._gather([merge], "captions")
+            caption_prompts = [requests[0].prompt.tag, merge.prompt.tag]
+        plans = qa_requests(local, video_caption, segment_captions, settings)
+        answers = await self._gather([request for _, _, request in plans], "qa")
+        qa = [
+            {**pair, "strategy": strategy, "segment_index": index, "prompt_version": request.prompt.tag}
+            for (strategy, index, request), pairs in zip(plans, answers)
+            for pair in pairs
+        ]
+        return {
+            "video_id": item.video_id,
+            "video": item.path,
+            "source": item.source,
+            "fingerprint": local["fingerprint"],
+            "duration": local["duration"],
+            "fps": local["fps"],
+            "segmentation": local["segmentation"],
+            "segments": [
+                {"start": s["start"], "end": s["end"], "caption": c}
+                for s, c in zip(local["segments"], segment_captions)
+            ],
+            "video_caption": video_caption,
+            "qa": qa,
+            "prompt_versions": {"captions": caption_prompts, "qa": sorted({p[2].prompt.tag for p in plans})},
+            "models": {"api": self.api.params["model"], **local["frame_models"]},
+            "time": time.time(),
+        }
+
+    async def run_pass(self, items: list[VideoItem], workers: int) -> RunStats:
+        """One pass over the items with ``workers`` videos in flight."""
+        stats = RunStats()
+        finished = set(self.annotations.load_index("video_id"))
+        queue: asyncio.Queue[VideoItem] = asyncio.Queue()
+        for item in items:
+            if item.video_id in finished:
+                stats.skipped += 1
+            else:
+                queue.put_nowait(item)
+        videos_bar = self.bar("videos")
+        videos_bar.total += queue.qsize()
+
+        async def worker() -> None:
+            while not queue.empty():
+                outcome = await self.annotate_video(queue.get_nowait())
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
+                videos_bar.update(1)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, workers))))
+        return stats
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        for bar in self.bars.values():
+            bar.close()
+        for store in (self.local_store, self.annotations, self.errors, self.api.cache_store):
+            store.close()
+
+
+def write_usage(work_dir: str | Path, shard_name: str, api: ApiClient, stats: RunStats) -> Path:
+    """Append this run's usage to ``WORK_DIR/usage/<shard>.jsonl``; returns the path."""
+    store = JsonlStore(Path(work_dir) / "usage", shard_name)
+    store.append(
+        {
+            "time": time.time(),
+            "dry_run": api.dry_run,
+            "batch": api.batch,
+            "stats": vars(stats),
+            "usage": api.usage.as_dict(),
+        }
+    )
+    store.close()
+    return store.path
+
+
+def dumps_stats(stats: RunStats) -> str:
+    return json.dumps(vars(stats))

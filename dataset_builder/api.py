@@ -1,0 +1,383 @@
+"""The paid-API edge: content-hash cache, bounded concurrency, retries, validation, error log, usage and cost.
+
+Every request is keyed by ``sha256(model, prompt id@version, generation params, text, image identities)``. A valid
+answer is appended to the cache (``work/api_cache``) the moment it returns, so re-runs never pay twice for finished
+work. Transient failures (429, 5xx, 408/409, timeouts, connection errors) are retried with exponential backoff and full
+jitter, honouring ``Retry-After``; malformed or schema-invalid answers are retried ``max_invalid_retries`` times. A
+request that still fails is appended to ``work/errors`` with its reason and raises :class:`RequestFailed` -- the
+caller records the video as failed and the run goes on. The API key is read from ``OPENAI_API_KEY`` by the ``openai``
+client and redacted from every stored or printed message.
+
+Example (against any OpenAI-compatible server):
+    >>> client = ApiClient(JsonlStore("work/api_cache", "s0"), JsonlStore("work/errors", "s0"),
+    ...                    model="gpt-4o", base_url="http://127.0.0.1:8000/v1", concurrency=8)  # doctest: +SKIP
+    >>> caption = asyncio.run(client.complete(request))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from .prompts import Prompt
+from .schemas import ResponseValidationError, validate_qa_response, validate_text_response
+from .store import JsonlStore
+
+# USD per 1M tokens (input, output), list prices of Nov 2025; --price-input/--price-output override them.
+PRICES = {"gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60), "gpt-4.1": (2.00, 8.00), "gpt-4.1-mini": (0.40, 1.60)}
+BATCH_DISCOUNT = 0.5
+RETRYABLE_STATUS = {408, 409, 429}
+EXPECTED_OUTPUT_TOKENS = {"text": 350, "qa": 200}  # per caption / per requested task type, for --dry-run
+
+
+class RequestFailed(RuntimeError):
+    """A request that failed for good (its reason is already in the errors file)."""
+
+
+class BatchPending(RuntimeError):
+    """Batch mode: the answer is not cached yet; the request was queued for the next batch."""
+
+
+def redact(text: str) -> str:
+    """Remove the API key (and anything that looks like a bearer token or ``sk-`` key) from ``text``."""
+    key = os.environ.get("OPENAI_API_KEY", "")
+    if len(key) >= 4:
+        text = text.replace(key, "***")
+    text = re.sub(r"(?i)bearer\s+\S+", "Bearer ***", text)
+    return re.sub(r"sk-[A-Za-z0-9_\-]{6,}", "sk-***", text)
+
+
+@dataclass(frozen=True)
+class ResponseSpec:
+    """What a valid answer looks like: ``kind="text"`` (a caption) or ``kind="qa"`` (JSON with ``task_types``)."""
+
+    kind: str
+    task_types: tuple[str, ...] = ()
+
+    def parse(self, content: str | None) -> Any:
+        if self.kind == "qa":
+            return validate_qa_response(content or "", self.task_types)
+        return validate_text_response(content)
+
+    def placeholder(self) -> Any:
+        """A stand-in answer for --dry-run so later stages can be planned."""
+        if self.kind == "qa":
+            return [{"task_type": t, "question": "(dry run)", "answer": "(dry run)"} for t in self.task_types]
+        return "(dry run) " * 60
+
+
+@dataclass
+class ChatRequest:
+    """One chat completion: a prompt rendered to ``text`` plus frames sent as base64 JPEG ``image_url`` parts.
+
+    ``image_ids`` are stable identities of the frames (video fingerprint + timestamp + size) and enter the cache key,
+    so a cached answer is found without decoding the video; ``images`` produces the JPEG bytes only on a cache miss.
+    """
+
+    stage: str
+    video_id: str
+    prompt: Prompt
+    text: str
+    spec: ResponseSpec
+    image_ids: tuple[str, ...] = ()
+    images: Callable[[], list[bytes]] | None = None
+    image_size: tuple[int, int] = (512, 512)
+
+    def key(self, params: dict[str, Any]) -> str:
+        material = {"prompt": self.prompt.tag, "params": params, "text": self.text, "images": list(self.image_ids)}
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+    def body(self, params: dict[str, Any], jpegs: list[bytes]) -> dict[str, Any]:
+        detail = params.get("image_detail", "auto")
+        content: list[dict[str, Any]] = [
+            {
+                "type": "image_url",
+                "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode(), "detail": detail},
+            }
+            for jpeg in jpegs
+        ]
+        content.append({"type": "text", "text": self.text})
+        body = {
+            "model": params["model"],
+            "messages": [{"role": "system", "content": self.prompt.system}, {"role": "user", "content": content}],
+            "temperature": params["temperature"],
+            "max_tokens": params["max_tokens"],
+        }
+        if self.spec.kind == "qa":
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def estimated_tokens(self, detail: str) -> tuple[int, int]:
+        """(prompt, completion) token estimate: ~4 characters per token; images by OpenAI's tile rule."""
+        prompt = (len(self.text) + len(self.prompt.system)) // 4 + len(self.image_ids) * image_tokens(
+            *self.image_size, detail
+        )
+        out = (
+            EXPECTED_OUTPUT_TOKENS["text"]
+            if self.spec.kind == "text"
+            else EXPECTED_OUTPUT_TOKENS["qa"] * len(self.spec.task_types)
+        )
+        return prompt, out
+
+
+def image_tokens(width: int, height: int, detail: str = "auto") -> int:
+    """OpenAI's image token rule: 85 for low detail; else 85 + 170 per 512-px tile after fitting 2048 / 768-short."""
+    if detail == "low":
+        return 85
+    scale = min(1.0, 2048 / max(width, height))
+    width, height = width * scale, height * scale
+    scale = min(1.0, 768 / min(width, height))
+    return 85 + 170 * math.ceil(width * scale / 512) * math.ceil(height * scale / 512)
+
+
+@dataclass
+class StageUsage:
+    requests: int = 0
+    cached: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class UsageTracker:
+    """Token usage and cost per stage; ``estimated=True`` for --dry-run plans."""
+
+    model: str
+    price: tuple[float, float] | None = None
+    discount: float = 1.0
+    estimated: bool = False
+    stages: dict[str, StageUsage] = field(default_factory=lambda: defaultdict(StageUsage))
+
+    def cost(self, usage: StageUsage) -> float | None:
+        price = self.price or PRICES.get(self.model)
+        if price is None:
+            return None
+        return (usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1e6 * self.discount
+
+    def summary(self) -> str:
+        """A printable per-stage table with a total row."""
+        head = "estimated (dry run)" if self.estimated else "actual"
+        lines = [
+            f"API usage, {head}, model {self.model}:",
+            f"{'stage':<18}{'calls':>7}{'cached':>8}{'failed':>8}{'prompt tok':>12}{'output tok':>12}{'cost USD':>10}",
+        ]
+        total = StageUsage()
+        for name, usage in sorted(self.stages.items()) + [("total", total)]:
+            if name != "total":
+                for attr in vars(total):
+                    setattr(total, attr, getattr(total, attr) + getattr(usage, attr))
+            cost = self.cost(usage)
+            cost_text = "n/a" if cost is None else f"{cost:.4f}"
+            lines.append(
+                f"{name:<18}{usage.requests:>7}{usage.cached:>8}{usage.failed:>8}{usage.prompt_tokens:>12}{usage.completion_tokens:>12}{cost_text:>10}"
+            )
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: {**vars(usage), "cost_usd": self.cost(usage)} for name, usage in self.stages.items()}
+
+
+class ApiClient:
+    """Cached, bounded, retrying chat-completion client (see module docstring)."""
+
+    def __init__(
+        self,
+        cache: JsonlStore,
+        errors: JsonlStore,
+        *,
+        model: str = "gpt-4o",
+        base_url: str | None = None,
+        concurrency: int = 16,
+        timeout: float = 120.0,
+        max_retries: int = 6,
+        max_invalid_retries: int = 2,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        max_tokens: int = 1024,
+        temperature: float = 0.2,
+        image_detail: str = "auto",
+        dry_run: bool = False,
+        batch: bool = False,
+        price: tuple[float, float] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}.")
+        if not dry_run and not os.environ.get("OPENAI_API_KEY"):
+            raise ValueError(
+                "Set the OPENAI_API_KEY environment variable (any value, e.g. EMPTY, for a local server)."
+            )
+        self.cache_store, self.error_store = cache, errors
+        self.cache = cache.load_index("key")
+        self.params = {
+            "model": model,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "image_detail": image_detail,
+        }
+        self.max_retries, self.max_invalid_retries = max_retries, max_invalid_retries
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.dry_run, self.batch = dry_run, batch
+        self.usage = UsageTracker(model, price, BATCH_DISCOUNT if batch else 1.0, estimated=dry_run)
+        self.pending: dict[str, tuple[ChatRequest, dict[str, Any]]] = {}
+        self.invalid_counts: dict[str, int] = defaultdict(int)
+        for record in errors.records():
+            if record.get("kind") in ("invalid_batch_answer", "batch_error"):
+                self.invalid_counts[record["key"]] += 1
+        self.concurrency, self._base_url, self._timeout = concurrency, base_url, timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: openai.AsyncOpenAI | None = None
+
+    def _bind(self) -> None:
+        """An ``AsyncOpenAI`` client and semaphore belong to one event loop: make them for the running one."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+            self._client = openai.AsyncOpenAI(base_url=self._base_url, max_retries=0, timeout=self._timeout)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client of the running loop (call before the loop ends)."""
+        if self._loop is asyncio.get_running_loop() and self._client is not None:
+            await self._client.close()
+            self._loop = self._client = None
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        """The ``openai`` client of the running event loop (the key comes from ``OPENAI_API_KEY``)."""
+        self._bind()
+        return self._client
+
+    def record_error(self, request: ChatRequest, key: str, kind: str, reason: str, attempts: int) -> None:
+        self.usage.stages[request.stage].failed += 1
+        self.error_store.append(
+            {
+                "time": time.time(),
+                "video_id": request.video_id,
+                "stage": request.stage,
+                "key": key,
+                "kind": kind,
+                "reason": redact(reason)[:2000],
+                "attempts": attempts,
+            }
+        )
+
+    def store_answer(
+        self,
+        stage: str,
+        prompt_tag: str,
+        spec: ResponseSpec,
+        key: str,
+        content: str,
+        usage: dict,
+        response_id: str = "",
+    ) -> Any:
+        """Validate ``content``; on success append it to the cache and count its tokens. Raises on invalid."""
+        parsed = spec.parse(content)
+        self.cache[key] = {
+            "key": key, "stage": stage, "prompt": prompt_tag, "content": content, "usage": usage, "response_id": response_id
+        }  # fmt: skip
+        self.cache_store.append(self.cache[key])
+        counts = self.usage.stages[stage]
+        counts.requests += 1
+        counts.prompt_tokens += usage.get("prompt_tokens") or 0
+        counts.completion_tokens += usage.get("completion_tokens") or 0
+        return parsed
+
+    def is_cached(self, request: ChatRequest) -> bool:
+        return request.key(self.params) in self.cache
+
+    async def complete(self, request: ChatRequest) -> Any:
+        """The parsed answer (a caption string, or a list of QA dicts). Raises RequestFailed / BatchPending."""
+        key = request.key(self.params)
+        if key in self.cache:
+            self.usage.stages[request.stage].cached += 1
+            return request.spec.parse(self.cache[key]["content"])
+        if self.dry_run:
+            stage = self.usage.stages[request.stage]
+            prompt, out = request.estimated_tokens(self.params["image_detail"])
+            stage.requests, stage.prompt_tokens, stage.completion_tokens = (
+                stage.requests + 1,
+                stage.prompt_tokens + prompt,
+                stage.completion_tokens + out,
+            )
+            return request.spec.placeholder()
+        if self.batch:
+            if self.invalid_counts[key] > self.max_invalid_retries:
+                raise RequestFailed(
+                    f"{request.stage}: answers stayed invalid after {self.invalid_counts[key]} batch tries"
+                )
+            if key not in self.pending:
+                jpegs = await asyncio.to_thread(request.images) if request.images else []
+                self.pending[key] = (request, request.body(self.params, jpegs))
+            raise BatchPending(key)
+        jpegs = await asyncio.to_thread(request.images) if request.images else []
+        return await self._call(request, key, request.body(self.params, jpegs))
+
+    async def _call(self, request: ChatRequest, key: str, body: dict[str, Any]) -> Any:
+        transient = invalid = 0
+        while True:
+            attempts = transient + invalid + 1
+            delay = None
+            try:
+                client = self.client
+                async with self._semaphore:
+                    response = await client.chat.completions.create(**body)
+                usage = response.usage.model_dump() if response.usage else {}
+                content = response.choices[0].message.content
+                return self.store_answer(
+                    request.stage, request.prompt.tag, request.spec, key, content, usage, response.id or ""
+                )
+            except ResponseValidationError as error:
+                invalid += 1
+                kind, reason, retry = "invalid_answer", str(error), invalid <= self.max_invalid_retries
+            except (json.JSONDecodeError, openai.APIResponseValidationError) as error:
+                invalid += 1
+                kind, reason, retry = (
+                    "malformed_response",
+                    f"{type(error).__name__}: {error}",
+                    invalid <= self.max_invalid_retries,
+                )
+            except openai.APIConnectionError as error:
+                transient += 1
+                kind, reason, retry = "connection", f"{type(error).__name__}: {error}", transient <= self.max_retries
+            except openai.APIStatusError as error:
+                status = error.status_code
+                retryable = status in RETRYABLE_STATUS or status >= 500
+                transient += retryable
+                kind, reason = f"http_{status}", f"HTTP {status}: {error.message}"
+                retry = retryable and transient <= self.max_retries
+                delay = retry_after_seconds(error.response.headers) if retryable else None
+            if not retry:
+                self.record_error(request, key, kind, reason, attempts)
+                raise RequestFailed(f"{request.stage} failed after {attempts} attempt(s): {redact(reason)}")
+            if delay is None:
+                delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1)))
+            else:
+                delay += random.uniform(0, 0.1 * delay)
+            await asyncio.sleep(delay)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds); ``None`` when absent or unparsable."""
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name) if headers is not None else None
+        if value is not None:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None

@@ -1,0 +1,143 @@
+"""``--batch``: the OpenAI Batch API (half price) as submit -> poll -> collect rounds, resumable.
+
+The pipeline runs in passes. In batch mode a cache miss does not call the API: the request is queued
+(:class:`~dataset_builder.api.BatchPending`) and the video waits. After a pass, the queued requests are uploaded as one
+JSONL file (``purpose="batch"``), a batch is created on ``/v1/chat/completions``, and its id is appended to
+``WORK_DIR/batches`` *before* polling, so a killed run resumes by polling the same batch instead of paying again.
+Collected answers are validated into the API cache exactly like live answers; invalid answers and per-request batch
+errors go to the errors file and are re-queued in the next pass, at most ``max_invalid_retries`` times. Passes repeat
+until nothing is queued (a long video needs three: segment captions, video caption, QA).
+
+Example:
+    >>> runner = BatchRunner(api, "work", "shard-00000-of-00001", poll_interval=60)  # doctest: +SKIP
+    >>> asyncio.run(runner.collect_open()); asyncio.run(runner.submit_and_collect())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from .api import ApiClient, ResponseSpec, redact
+from .schemas import ResponseValidationError
+from .store import JsonlStore
+
+TERMINAL = {"completed", "failed", "expired", "cancelled"}
+
+
+class BatchRunner:
+    def __init__(self, api: ApiClient, work_dir: str | Path, shard_name: str, poll_interval: float = 30.0) -> None:
+        self.api = api
+        self.store = JsonlStore(Path(work_dir) / "batches", shard_name)
+        self.poll_interval = poll_interval
+
+    def open_batches(self) -> list[dict]:
+        """Submitted batches of this work dir that were never collected."""
+        records = list(self.store.records())
+        collected = {r["batch_id"] for r in records if r["event"] == "collected"}
+        return [r for r in records if r["event"] == "submitted" and r["batch_id"] not in collected]
+
+    async def collect_open(self) -> int:
+        """Resume: poll and collect every open batch; returns how many were collected."""
+        open_batches = self.open_batches()
+        for record in open_batches:
+            await self._wait_and_collect(record)
+        return len(open_batches)
+
+    async def submit_and_collect(self) -> str | None:
+        """Submit everything queued in ``api.pending`` as one batch, wait for it and collect it."""
+        if not self.api.pending:
+            return None
+        client = self.api.client
+        lines = [
+            json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": body})
+            for key, (_, body) in self.api.pending.items()
+        ]
+        upload = await client.files.create(
+            file=("requests.jsonl", ("\n".join(lines) + "\n").encode()), purpose="batch"
+        )
+        batch = await client.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        requests = {
+            key: {
+                "stage": r.stage,
+                "video_id": r.video_id,
+                "prompt": r.prompt.tag,
+                "kind": r.spec.kind,
+                "task_types": list(r.spec.task_types),
+            }
+            for key, (r, _) in self.api.pending.items()
+        }
+        record = {
+            "event": "submitted",
+            "batch_id": batch.id,
+            "input_file_id": upload.id,
+            "time": time.time(),
+            "requests": requests,
+        }
+        self.store.append(record)
+        self.api.pending.clear()
+        await self._wait_and_collect(record)
+        return batch.id
+
+    async def _wait_and_collect(self, record: dict) -> None:
+        client = self.api.client
+        while True:
+            batch = await client.batches.retrieve(record["batch_id"])
+            if batch.status in TERMINAL:
+                break
+            await asyncio.sleep(self.poll_interval)
+        requests = record["requests"]
+        answered: set[str] = set()
+        if batch.output_file_id:
+            text = (await client.files.content(batch.output_file_id)).text
+            for line in filter(None, text.splitlines()):
+                self._collect_line(json.loads(line), requests, answered)
+        if batch.error_file_id:
+            text = (await client.files.content(batch.error_file_id)).text
+            for line in filter(None, text.splitlines()):
+                self._collect_line(json.loads(line), requests, answered)
+        for key in set(requests) - answered:
+            self._fail(key, requests[key], f"batch {record['batch_id']} ended {batch.status} without an answer")
+        self.store.append(
+            {"event": "collected", "batch_id": record["batch_id"], "status": batch.status, "time": time.time()}
+        )
+
+    def _collect_line(self, line: dict, requests: dict, answered: set[str]) -> None:
+        key = line.get("custom_id")
+        if key not in requests:
+            return
+        answered.add(key)
+        meta = requests[key]
+        response = line.get("response") or {}
+        if line.get("error") or response.get("status_code") != 200:
+            return self._fail(key, meta, f"batch error: {line.get('error') or response.get('status_code')}")
+        body = response["body"]
+        spec = ResponseSpec(meta["kind"], tuple(meta["task_types"]))
+        try:
+            content = body["choices"][0]["message"]["content"]
+            usage = body.get("usage") or {}
+            self.api.store_answer(meta["stage"], meta["prompt"], spec, key, content, usage, body.get("id", ""))
+        except (ResponseValidationError, KeyError, IndexError, TypeError) as error:
+            self._fail(key, meta, f"invalid answer: {error}", kind="invalid_batch_answer")
+
+    def _fail(self, key: str, meta: dict, reason: str, kind: str = "batch_error") -> None:
+        self.api.invalid_counts[key] += 1
+        self.api.usage.stages[meta["stage"]].failed += 1
+        self.api.error_store.append(
+            {
+                "time": time.time(),
+                "video_id": meta["video_id"],
+                "stage": meta["stage"],
+                "key": key,
+                "kind": kind,
+                "reason": redact(reason)[:2000],
+                "attempts": self.api.invalid_counts[key],
+            }
+        )
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,161 @@
+"""``build``: turn a work dir's annotations into Parquet configs, a dataset card with plots, and (optionally) a Hub repo.
+
+Output layout (``load_dataset(DATASET_DIR, "stage1")`` reads it through the card's YAML ``configs:``)::
+
+    DATASET_DIR/captions/train-00000-of-00001.parquet   CAPTIONS_FEATURES, one row per video
+    DATASET_DIR/qa/train-00000-of-00001.parquet         QA_FEATURES, one row per question
+    DATASET_DIR/stage{1,2,3}/train-00000-of-00001.parquet  TRAINING_FEATURES (team contract "Training rows")
+    DATASET_DIR/plots/*.png, DATASET_DIR/README.md
+
+Training rows: one per QA pair plus one dense-caption row per video ("Describe this video in detail."), in the
+contract's chat format with the video item first in the user turn. Videos of 20 minutes or more get no training rows.
+``video`` is the absolute path of the source file, or ``videos/<file>`` relative to the dataset dir with
+``--copy-videos`` (needed for a self-contained Hub dataset).
+
+Example:
+    >>> build_dataset("work", "dataset")  # doctest: +SKIP
+    >>> from datasets import load_dataset
+    >>> load_dataset("dataset", "stage1", split="train")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from datasets import Dataset
+
+from .card import write_card
+from .schemas import CAPTIONS_FEATURES, QA_FEATURES, STAGE_BOUNDS, TRAINING_FEATURES, stage_of
+from .store import JsonlStore
+
+CAPTION_INSTRUCTION = "Describe this video in detail."
+CONFIGS = ("captions", "qa", *STAGE_BOUNDS)
+
+
+def read_annotations(work_dir: str | Path) -> list[dict]:
+    """Finished video records of every shard, one per video id (the latest wins), sorted by id."""
+    directory = Path(work_dir) / "annotations"
+    if not directory.is_dir():
+        raise ValueError(
+            f"{directory} does not exist; run `python -m dataset_builder annotate --out {work_dir}` first."
+        )
+    records = JsonlStore(directory, "_reader").load_index("video_id")
+    return [records[key] for key in sorted(records)]
+
+
+def failed_videos(work_dir: str | Path, finished: set[str]) -> dict[str, str]:
+    """``{video_id: last reason}`` for videos that failed and never finished."""
+    failures = {}
+    for record in JsonlStore(Path(work_dir) / "errors", "_reader").records():
+        if record.get("video_id") and record["video_id"] not in finished and record.get("stage") in ("read", "api"):
+            failures[record["video_id"]] = record["reason"]
+    return failures
+
+
+def caption_row(record: dict) -> dict:
+    """Annotation record -> ``captions`` row."""
+    return {
+        "video_id": record["video_id"],
+        "video": record["video"],
+        "source": record["source"],
+        "duration": record["duration"],
+        "fps": record["fps"],
+        "segmentation": record["segmentation"],
+        "segments": record["segments"],
+        "video_caption": record["video_caption"],
+        "prompt_versions": json.dumps(record["prompt_versions"], sort_keys=True),
+        "models": json.dumps(record["models"], sort_keys=True),
+    }
+
+
+def explode_qa(batch: dict[str, list]) -> dict[str, list]:
+    """Batched ``datasets.map`` step: annotation records -> one ``qa`` row per question."""
+    rows = {name: [] for name in QA_FEATURES}
+    for video_id, source, duration, qa in zip(batch["video_id"], batch["source"], batch["duration"], batch["qa"]):
+        for pair in qa:
+            for name, value in (("video_id", video_id), ("source", source), ("duration", duration)):
+                rows[name].append(value)
+            for name in ("task_type", "strategy", "question", "answer", "prompt_version"):
+                rows[name].append(pair[name])
+    return rows
+
+
+def chat(video_id: str, video: str, source: str, duration: float, question: str, answer: str) -> dict:
+    user = [{"type": "video", "text": None}, {"type": "text", "text": question}]
+    messages = [
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+    ]
+    return {"video_id": video_id, "video": video, "source": source, "duration": duration, "messages": messages}
+
+
+def training_rows(record: dict, video: str) -> list[dict]:
+    """Annotation record -> training rows (dense caption + every QA pair)."""
+    args = (record["video_id"], video, record["source"], record["duration"])
+    rows = [chat(*args, CAPTION_INSTRUCTION, record["video_caption"])]
+    rows += [chat(*args, pair["question"], pair["answer"]) for pair in record["qa"]]
+    return rows
+
+
+def _table(rows: list[dict], features) -> Dataset:
+    if not rows:
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return Dataset.from_list(rows, features=features)
+
+
+def _write(dataset: Dataset, out_dir: Path, config: str) -> bool:
+    """Replace ``out_dir/config`` with the dataset's Parquet file; an empty config gets no files (``load_dataset``
+    cannot read a split without rows), and the card leaves it out of ``configs:``. Returns whether it was written."""
+    shutil.rmtree(out_dir / config, ignore_errors=True)
+    if len(dataset) == 0:
+        return False
+    (out_dir / config).mkdir(parents=True)
+    dataset.to_parquet(str(out_dir / config / "train-00000-of-00001.parquet"))
+    return True
+
+
+def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool = False) -> dict:
+    """Write all configs, plots and the card; returns the statistics shown in the card."""
+    out = Path(out_dir)
+    records = read_annotations(work_dir)
+    if not records:
+        raise ValueError(f"No finished videos in {work_dir}/annotations; nothing to build.")
+    out.mkdir(parents=True, exist_ok=True)
+    videos = {}
+    for record in records:
+        videos[record["video_id"]] = record["video"]
+        if copy_videos:
+            target = Path("videos") / f"{record['video_id'].replace('/', '__')}{Path(record['video']).suffix}"
+            (out / target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(record["video"], out / target)
+            videos[record["video_id"]] = target.as_posix()
+    source = Dataset.from_list([{k: r[k] for k in ("video_id", "source", "duration", "qa")} for r in records])
+    qa = source.map(explode_qa, batched=True, remove_columns=source.column_names, features=QA_FEATURES)
+    stages: dict[str, list[dict]] = {stage: [] for stage in STAGE_BOUNDS}
+    for record in records:
+        stage = stage_of(record["duration"])
+        if stage:
+            stages[stage].extend(training_rows(record, videos[record["video_id"]]))
+    tables = {"captions": _table([caption_row(r) for r in records], CAPTIONS_FEATURES), "qa": qa}
+    tables |= {stage: _table(rows, TRAINING_FEATURES) for stage, rows in stages.items()}
+    written = [config for config, dataset in tables.items() if _write(dataset, out, config)]
+    failures = failed_videos(work_dir, set(videos))
+    counts = {stage: len(rows) for stage, rows in stages.items()}
+    return write_card(out, records, qa.to_list(), counts, failures, written)
+
+
+def push_to_hub(out_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Create (if needed) the dataset repo and upload the built folder; returns the commit URL.
+
+    The token comes from ``HF_TOKEN`` / the Hugging Face login unless given explicitly.
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    commit = api.upload_folder(
+        folder_path=str(out_dir), repo_id=repo_id, repo_type="dataset", commit_message="Upload ProLongVid dataset"
+    )
+    return str(getattr(commit, "commit_url", commit))

@@ -1,0 +1,120 @@
+"""Pluggable per-frame models: a captioner (caption C_i per frame) and an image-text embedder (f^I_i, f^C_i).
+
+Anything with the :class:`FrameCaptioner` / :class:`FrameEmbedder` methods can be passed to the pipeline. The defaults
+load Hugging Face checkpoints by id or local path:
+
+* :class:`Florence2Captioner` -- ``Florence2ForConditionalGeneration`` with the ``<CAPTION>`` task
+  (default ``microsoft/Florence-2-large``), greedy decoding, batched.
+* :class:`ImageTextEmbedder` -- any ``AutoModel`` with ``get_image_features`` / ``get_text_features`` in one space
+  (default ``google/siglip-so400m-patch14-384``; CLIP works too), batched.
+
+Example:
+    >>> captioner = Florence2Captioner("microsoft/Florence-2-base")  # doctest: +SKIP
+    >>> embedder = ImageTextEmbedder("google/siglip-so400m-patch14-384")  # doctest: +SKIP
+    >>> frames = np.zeros((8, 384, 384, 3), dtype=np.uint8)
+    >>> captions = captioner.caption(frames)  # doctest: +SKIP   (8 strings)
+    >>> embedder.embed_images(frames).shape, embedder.embed_texts(captions).shape  # doctest: +SKIP
+    ((8, 1152), (8, 1152))
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+DEFAULT_CAPTIONER = "microsoft/Florence-2-large"
+DEFAULT_EMBEDDER = "google/siglip-so400m-patch14-384"
+
+
+@runtime_checkable
+class FrameCaptioner(Protocol):
+    name: str
+
+    def caption(self, frames: np.ndarray) -> list[str]:
+        """``frames (T, H, W, 3) uint8`` -> ``T`` captions."""
+
+
+@runtime_checkable
+class FrameEmbedder(Protocol):
+    name: str
+
+    def embed_images(self, frames: np.ndarray) -> np.ndarray:
+        """``frames (T, H, W, 3) uint8`` -> ``(T, D)`` float32 image features."""
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """``T`` strings -> ``(T, D)`` float32 text features in the image feature space."""
+
+
+def _batches(count: int, size: int) -> list[slice]:
+    return [slice(start, min(count, start + size)) for start in range(0, count, size)]
+
+
+def _pooled(output: torch.Tensor | object) -> torch.Tensor:
+    """transformers 5 returns ``BaseModelOutputWithPooling`` from ``get_*_features``; older models a tensor."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+class Florence2Captioner:
+    """Florence-2 frame captioner. ``caption(frames (T, H, W, 3))`` -> ``T`` strings, ``batch_size`` at a time."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_CAPTIONER,
+        task: str = "<CAPTION>",
+        batch_size: int = 16,
+        max_new_tokens: int = 40,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        from transformers import AutoProcessor, Florence2ForConditionalGeneration
+
+        self.name, self.task, self.batch_size, self.max_new_tokens = model, task, batch_size, max_new_tokens
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = dtype or (torch.float16 if self.device.startswith("cuda") else torch.float32)
+        self.processor = AutoProcessor.from_pretrained(model)
+        self.model = Florence2ForConditionalGeneration.from_pretrained(model, dtype=dtype).to(self.device).eval()
+
+    @torch.inference_mode()
+    def caption(self, frames: np.ndarray) -> list[str]:
+        captions: list[str] = []
+        for batch in _batches(len(frames), self.batch_size):
+            images = list(frames[batch])
+            inputs = self.processor(text=[self.task] * len(images), images=images, return_tensors="pt").to(self.device)
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            generated = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
+            captions.extend(text.strip() for text in self.processor.batch_decode(generated, skip_special_tokens=True))
+        return captions
+
+
+class ImageTextEmbedder:
+    """CLIP/SigLIP-style embedder: image and text features in one space, ``batch_size`` at a time."""
+
+    def __init__(self, model: str = DEFAULT_EMBEDDER, batch_size: int = 64, device: str | None = None) -> None:
+        from transformers import AutoModel, AutoProcessor
+
+        self.name, self.batch_size = model, batch_size
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.processor = AutoProcessor.from_pretrained(model)
+        self.model = AutoModel.from_pretrained(model).to(self.device).eval()
+        if not (hasattr(self.model, "get_image_features") and hasattr(self.model, "get_text_features")):
+            raise ValueError(f"{model} has no get_image_features/get_text_features; use a CLIP or SigLIP checkpoint.")
+
+    @torch.inference_mode()
+    def embed_images(self, frames: np.ndarray) -> np.ndarray:
+        features = []
+        for batch in _batches(len(frames), self.batch_size):
+            inputs = self.processor(images=list(frames[batch]), return_tensors="pt").to(self.device)
+            features.append(_pooled(self.model.get_image_features(**inputs)).float().cpu())
+        return torch.cat(features).numpy()
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        features = []
+        for batch in _batches(len(texts), self.batch_size):
+            inputs = self.processor(text=texts[batch], padding="max_length", truncation=True, return_tensors="pt").to(
+                self.device
+            )
+            features.append(_pooled(self.model.get_text_features(**inputs)).float().cpu())
+        return torch.cat(features).numpy()

@@ -1,0 +1,120 @@
+"""The local (free) stage of one video: probe, 1-fps frames, frame captions + features, segmentation.
+
+Its output is a JSON-serialisable *local record*, cached in ``work/local`` by
+``sha256(fingerprint, segmentation settings, model names)`` so re-runs never decode or run the models again:
+
+``{"key", "video_id", "fingerprint", "duration", "fps", "width", "height", "decode_size": [h, w],
+"timestamps": [t0, ...], "segmentation": "semantic"|"fixed"|"none", "segments": [{"start", "end", "first_frame",
+"last_frame"}]}``
+
+Example:
+    >>> record = run_local_stage(item, settings, provider, captioner, embedder)  # doctest: +SKIP
+    >>> [(s["start"], s["end"]) for s in record["segments"]]  # doctest: +SKIP
+    [(0.0, 41.0), (41.0, 83.0), (83.0, 125.0)]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .frame_models import FrameCaptioner, FrameEmbedder
+from .segmentation import (
+    DEFAULT_MIN_SEGMENT_SECONDS,
+    DEFAULT_THRESHOLD,
+    FIXED_SEGMENT_SECONDS,
+    MIN_SEGMENTATION_SECONDS,
+    fixed_segments,
+    segment_frames,
+    whole_video,
+)
+from .videos import FrameProvider, VideoItem, decode_size
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """Settings of the local stage; all of them enter the cache key."""
+
+    segmentation: str = "semantic"
+    threshold: float = DEFAULT_THRESHOLD
+    min_segment_seconds: float = DEFAULT_MIN_SEGMENT_SECONDS
+    fixed_seconds: float = FIXED_SEGMENT_SECONDS
+    frame_size: int = 512
+    fps: float = 1.0
+    captioner: str = ""
+    embedder: str = ""
+
+    def __post_init__(self) -> None:
+        if self.segmentation not in ("semantic", "fixed"):
+            raise ValueError(f"--segmentation must be 'semantic' or 'fixed', got {self.segmentation!r}.")
+
+    def key(self, fingerprint: str) -> str:
+        material = json.dumps({"fingerprint": fingerprint, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(material.encode()).hexdigest()
+
+
+def nominal_timestamps(duration: float, fps: float) -> np.ndarray:
+    """Sampling times ``0, 1/fps, ...`` below ``duration`` (at least one)."""
+    return np.arange(max(1, int(np.ceil(duration * fps - 1e-9)))) / fps
+
+
+def run_local_stage(
+    item: VideoItem,
+    settings: LocalSettings,
+    fingerprint: str,
+    provider_factory,
+    captioner: FrameCaptioner | None,
+    embedder: FrameEmbedder | None,
+) -> tuple[dict, FrameProvider]:
+    """Probe and segment one video. Raises ``VideoReadError`` / ``ValueError`` for unusable videos.
+
+    ``provider_factory(path, (h, w), fps)`` builds the frame provider; semantic segmentation decodes through it, so
+    the caller can reuse the decoded frames for the API stage. ``captioner``/``embedder`` are only needed (and only
+    called) for videos of at least ``MIN_SEGMENTATION_SECONDS`` under semantic segmentation.
+    """
+    from processing import probe_video
+
+    info = probe_video(item.path)
+    if not info.duration or info.duration <= 0 or info.num_frames <= 0:
+        raise ValueError(f"{item.path} has no frames (duration {info.duration}, {info.num_frames} frames).")
+    size = decode_size(info.width, info.height, settings.frame_size)
+    provider = provider_factory(item.path, size, settings.fps)
+    timestamps = nominal_timestamps(info.duration, settings.fps)
+    if info.duration < MIN_SEGMENTATION_SECONDS:
+        mode, segments = "none", whole_video(timestamps, info.duration)
+    elif settings.segmentation == "fixed":
+        mode, segments = "fixed", fixed_segments(timestamps, info.duration, settings.fixed_seconds)
+    else:
+        if captioner is None or embedder is None:
+            raise ValueError("Semantic segmentation needs a frame captioner and an embedder.")
+        frames, timestamps = provider.frames()
+        captions = captioner.caption(frames)
+        image_features = embedder.embed_images(frames)
+        caption_features = embedder.embed_texts(captions)
+        mode = "semantic"
+        segments = segment_frames(
+            image_features,
+            caption_features,
+            timestamps,
+            info.duration,
+            threshold=settings.threshold,
+            min_segment_seconds=settings.min_segment_seconds,
+        )
+    record = {
+        "key": settings.key(fingerprint),
+        "video_id": item.video_id,
+        "fingerprint": fingerprint,
+        "duration": float(info.duration),
+        "fps": float(info.fps),
+        "width": int(info.width),
+        "height": int(info.height),
+        "decode_size": list(size),
+        "timestamps": [round(float(t), 4) for t in timestamps],
+        "segmentation": mode,
+        "segments": [asdict(segment) for segment in segments],
+        "frame_models": {"captioner": captioner.name, "embedder": embedder.name} if mode == "semantic" else {},
+    }
+    return record, provider

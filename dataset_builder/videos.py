@@ -1,0 +1,153 @@
+"""Video inputs: the manifest, deterministic sharding, cheap content fingerprints and lazy 1-fps frame access.
+
+Inputs (``--videos``):
+    * a directory: every video file below it (``.mp4 .mkv .webm .mov .avi .ts .m4v .flv``); the source is the first
+      sub-folder name (``DIR/<source>/...``), else ``unknown``; the id is the path relative to ``DIR`` without suffix.
+    * a ``.jsonl`` manifest, one ``{"path": ..., "source": ..., "video_id": ...}`` per line (only ``path`` required),
+      a ``.csv`` with the same columns, or a ``.txt`` with one path per line. Relative paths are relative to the
+      manifest. Sources are free labels (PMV, SA-V, VIDAL, YouTube-8M, ...).
+
+Example:
+    >>> items = list_videos("videos/")  # doctest: +SKIP
+    >>> mine = shard_items(items, index=0, count=4)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".ts", ".m4v", ".flv"}
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One input video: ``path`` is absolute."""
+
+    video_id: str
+    path: str
+    source: str
+
+
+def list_videos(videos: str | os.PathLike) -> list[VideoItem]:
+    """Read a directory or manifest into items sorted by id; duplicate ids are an error."""
+    root = Path(videos)
+    if root.is_dir():
+        items = []
+        for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()):
+            relative = path.relative_to(root)
+            source = relative.parts[0] if len(relative.parts) > 1 else "unknown"
+            items.append(VideoItem(relative.with_suffix("").as_posix(), str(path.resolve()), source))
+    elif root.is_file():
+        items = [_item(row, root.parent, root) for row in _manifest_rows(root)]
+    else:
+        raise ValueError(f"--videos {root} is neither a directory nor a manifest file (.jsonl, .csv or .txt).")
+    seen: set[str] = set()
+    for item in items:
+        if item.video_id in seen:
+            raise ValueError(f"Duplicate video_id {item.video_id!r} in {root}; give each video a unique video_id.")
+        seen.add(item.video_id)
+    return sorted(items, key=lambda item: item.video_id)
+
+
+def _manifest_rows(path: Path) -> list[dict]:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if suffix == ".csv":
+        with open(path, newline="") as handle:
+            return list(csv.DictReader(handle))
+    if suffix == ".txt":
+        return [{"path": line.strip()} for line in path.read_text().splitlines() if line.strip()]
+    raise ValueError(f"Unknown manifest type {path.suffix!r} for {path}; use .jsonl, .csv or .txt.")
+
+
+def _item(row: dict, base: Path, manifest: Path) -> VideoItem:
+    location = row.get("path") or row.get("video")
+    if not location:
+        raise ValueError(f"A row of {manifest} has no 'path' (or 'video') field: {row}.")
+    path = (base / location).resolve()
+    return VideoItem(str(row.get("video_id") or path.stem), str(path), str(row.get("source") or "unknown"))
+
+
+def shard_items(items: list[VideoItem], index: int, count: int) -> list[VideoItem]:
+    """Items whose ``sha256(video_id) % count == index``: stable under re-ordering and additions to the list."""
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard must be I/N with 0 <= I < N, got {index}/{count}.")
+    return [item for item in items if int(hashlib.sha256(item.video_id.encode()).hexdigest(), 16) % count == index]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"3/8"`` -> ``(3, 8)``."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like I/N (e.g. 0/4), got {text!r}.") from None
+    shard_items([], index, count)
+    return index, count
+
+
+def fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Content fingerprint: sha256 of the size, the first and the last MiB (cheap on multi-GB files)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        raise ValueError(f"{path} is empty (0 bytes).")
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(chunk))
+        handle.seek(max(0, size - chunk))
+        digest.update(handle.read(chunk))
+    return digest.hexdigest()[:24]
+
+
+def decode_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """``(height, width)`` keeping the aspect ratio with the long side at most ``long_side`` (even numbers)."""
+    scale = min(1.0, long_side / max(width, height))
+    return max(2, round(height * scale / 2) * 2), max(2, round(width * scale / 2) * 2)
+
+
+class FrameProvider:
+    """Decodes one video at 1 fps on first use (thread-safe, memoised) and serves frames and JPEG bytes.
+
+    ``frames()`` -> ``(frames (T, H, W, 3) uint8, timestamps (T,) float64)``; ``jpegs(ts)`` encodes the sampled frame
+    nearest each requested time. ``release()`` drops the decoded array and keeps the encoded JPEGs.
+    """
+
+    def __init__(self, path: str, size: tuple[int, int], fps: float = 1.0, jpeg_quality: int = 90) -> None:
+        self.path, self.size, self.fps, self.jpeg_quality = path, size, fps, jpeg_quality
+        self._lock = threading.Lock()
+        self._frames: tuple[np.ndarray, np.ndarray] | None = None
+        self._jpegs: dict[float, bytes] = {}
+
+    def frames(self) -> tuple[np.ndarray, np.ndarray]:
+        from processing import load_video
+
+        with self._lock:
+            if self._frames is None:
+                self._frames = load_video(self.path, fps=self.fps, size=self.size)
+            return self._frames
+
+    def jpegs(self, timestamps: list[float]) -> list[bytes]:
+        missing = [t for t in timestamps if t not in self._jpegs]
+        if missing:
+            frames, times = self.frames()
+            for t in missing:
+                buffer = io.BytesIO()
+                Image.fromarray(frames[int(np.argmin(np.abs(times - t)))]).save(
+                    buffer, "JPEG", quality=self.jpeg_quality
+                )
+                self._jpegs[t] = buffer.getvalue()
+        return [self._jpegs[t] for t in timestamps]
+
+    def release(self) -> None:
+        with self._lock:
+            self._frames = None

@@ -1,0 +1,187 @@
+"""The API edge against a local OpenAI-compatible server: cache, retries, faults, errors, key hygiene, batch mode."""
+
+import asyncio
+import base64
+import time
+
+import pytest
+
+from dataset_builder.api import ApiClient, BatchPending, ChatRequest, RequestFailed, ResponseSpec
+from dataset_builder.batch import BatchRunner
+from dataset_builder.prompts import load_prompt
+from dataset_builder.store import JsonlStore
+from tests._openai_server import FakeOpenAIServer
+
+SECRET = "sk-test-VERYSECRET-0123456789"
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAIServer() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+
+
+def make_client(tmp_path, server, **kwargs):
+    kwargs = {"base_url": server.base_url, "backoff_base": 0.01, "timeout": 1.0, **kwargs}
+    return ApiClient(JsonlStore(tmp_path / "cache", "s"), JsonlStore(tmp_path / "errors", "s"), **kwargs)
+
+
+def caption_request(i=0, images=0):
+    jpeg = base64.b64decode(
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5"
+        "PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q=="
+    )
+    return ChatRequest(
+        stage="segment_caption",
+        video_id=f"v{i}",
+        prompt=load_prompt("segment_caption"),
+        text=f"describe segment {i}",
+        spec=ResponseSpec("text"),
+        image_ids=tuple(f"fp@{k}" for k in range(images)),
+        images=lambda: [jpeg] * images,
+    )
+
+
+def qa_request(i=0):
+    prompt = load_prompt("qa_global")
+    text = prompt.render(
+        duration=30, video_caption=f"video {i}", task_types="summarization, temporal", questions_per_type=1
+    )
+    return ChatRequest("qa", f"v{i}", prompt, text, ResponseSpec("qa", ("summarization", "temporal")))
+
+
+def errors(tmp_path):
+    return list(JsonlStore(tmp_path / "errors", "s").records())
+
+
+def test_answers_are_cached_and_reused_across_clients(tmp_path, server):
+    client = make_client(tmp_path, server)
+    first = asyncio.run(client.complete(caption_request(images=2)))
+    again = asyncio.run(client.complete(caption_request(images=2)))
+    assert first == again and server.chat_requests == 1
+    fresh = make_client(tmp_path, server)
+    assert asyncio.run(fresh.complete(caption_request(images=2))) == first
+    assert server.chat_requests == 1 and fresh.usage.stages["segment_caption"].cached == 1
+    content = server.bodies[0]["messages"][1]["content"]
+    assert [part["type"] for part in content] == ["image_url", "image_url", "text"]
+    assert content[0]["image_url"]["url"].startswith("data:image/jpeg;base64,/9j/")
+
+
+def test_transient_faults_are_retried_and_retry_after_is_honoured(tmp_path, server):
+    server.retry_after = "0.3"
+    server.timeout_sleep = 1.5
+    server.faults = ["429", "500", "timeout", "malformed"]
+    client = make_client(tmp_path, server)
+    start = time.monotonic()
+    answer = asyncio.run(client.complete(qa_request()))
+    assert time.monotonic() - start >= 0.3 + 1.0  # Retry-After wait + one client timeout
+    assert {item["task_type"] for item in answer} == {"summarization", "temporal"}
+    assert server.chat_requests == 5 and errors(tmp_path) == []
+    assert client.usage.stages["qa"].requests == 1
+
+
+def test_schema_invalid_answers_are_retried_then_recorded(tmp_path, server):
+    server.faults = ["invalid"]
+    client = make_client(tmp_path, server, max_invalid_retries=2)
+    assert asyncio.run(client.complete(qa_request(1)))  # one invalid answer, then a valid one
+    server.faults = ["invalid"] * 3
+    with pytest.raises(RequestFailed, match="not valid JSON"):
+        asyncio.run(client.complete(qa_request(2)))
+    (record,) = errors(tmp_path)
+    assert record["kind"] == "invalid_answer" and record["attempts"] == 3 and record["video_id"] == "v2"
+    assert len(client.cache) == 1 and server.chat_requests == 5
+
+
+def test_persistent_5xx_gives_up_after_max_retries(tmp_path, server):
+    server.fault_for = lambda body: "500"
+    client = make_client(tmp_path, server, max_retries=2)
+    with pytest.raises(RequestFailed, match="HTTP 500"):
+        asyncio.run(client.complete(caption_request()))
+    assert server.chat_requests == 3 and errors(tmp_path)[0]["kind"] == "http_500"
+
+
+def test_api_key_never_reaches_errors_or_cache(tmp_path, server, capsys):
+    server.faults = ["echo_auth"]
+    client = make_client(tmp_path, server)
+    with pytest.raises(RequestFailed) as raised:
+        asyncio.run(client.complete(caption_request()))
+    assert server.chat_requests == 1, "a 400 is not retried"
+    assert f"Bearer {SECRET}" in server.auth_headers, "the key is sent, from the environment"
+    asyncio.run(client.complete(caption_request(5)))
+    stored = "".join(p.read_text() for p in tmp_path.rglob("*.jsonl"))
+    assert "bad request from Bearer ***" in stored
+    assert SECRET not in stored and SECRET not in str(raised.value) and SECRET not in capsys.readouterr().err
+
+
+def test_missing_key_is_a_clear_error(tmp_path, server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        make_client(tmp_path, server)
+
+
+def test_concurrency_is_bounded_and_requests_overlap(tmp_path, server):
+    server.latency = 0.2
+    client = make_client(tmp_path, server, concurrency=4)
+
+    async def run():
+        return await asyncio.gather(*(client.complete(caption_request(i)) for i in range(12)))
+
+    start = time.monotonic()
+    assert len(asyncio.run(run())) == 12
+    assert server.max_in_flight == 4
+    assert time.monotonic() - start < 12 * 0.2 / 2
+
+
+def test_dry_run_estimates_without_calling(tmp_path, server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    client = make_client(tmp_path, server, dry_run=True)
+    asyncio.run(client.complete(caption_request(images=3)))
+    usage = client.usage.stages["segment_caption"]
+    assert server.chat_requests == 0 and usage.requests == 1 and usage.prompt_tokens > 3 * 85
+    assert "estimated" in client.usage.summary()
+
+
+def test_batch_mode_submits_polls_collects_and_retries_invalid(tmp_path, server):
+    client = make_client(tmp_path, server, batch=True)
+    requests = [caption_request(i) for i in range(3)] + [qa_request(9)]
+    for request in requests:
+        with pytest.raises(BatchPending):
+            asyncio.run(client.complete(request))
+    server.faults = [None, None, None, "invalid"]  # the QA answer comes back invalid in the first batch
+    runner = BatchRunner(client, tmp_path, "s", poll_interval=0.01)
+    assert asyncio.run(runner.submit_and_collect()) == "batch-0"
+    assert server.chat_requests == 0 and server.batch_lines == 4 and len(client.cache) == 3
+    with pytest.raises(BatchPending):
+        asyncio.run(client.complete(qa_request(9)))
+    asyncio.run(runner.submit_and_collect())
+    assert len(client.cache) == 4 and asyncio.run(client.complete(qa_request(9)))
+    assert [r["kind"] for r in errors(tmp_path)] == ["invalid_batch_answer"]
+    assert client.usage.discount == 0.5
+
+
+def test_batch_resume_collects_a_submitted_batch_without_resubmitting(tmp_path, server):
+    client = make_client(tmp_path, server, batch=True)
+    with pytest.raises(BatchPending):
+        asyncio.run(client.complete(caption_request(1)))
+    runner = BatchRunner(client, tmp_path, "s", poll_interval=0.01)
+
+    class Crash(Exception):
+        pass
+
+    async def crash(record):  # the process dies right after the batch id was recorded
+        raise Crash
+
+    runner._wait_and_collect = crash
+    with pytest.raises(Crash):
+        asyncio.run(runner.submit_and_collect())
+    restarted = make_client(tmp_path, server, batch=True)
+    resumed = BatchRunner(restarted, tmp_path, "s", poll_interval=0.01)
+    assert len(resumed.open_batches()) == 1
+    assert asyncio.run(resumed.collect_open()) == 1
+    assert len(server.batches) == 1 and asyncio.run(restarted.complete(caption_request(1)))
+    assert resumed.open_batches() == []

@@ -1,0 +1,167 @@
+"""End to end: generated videos with known cuts -> annotate (local server) -> build -> load_dataset + card + Hub."""
+
+import json
+import shutil
+from unittest import mock
+
+import pytest
+from datasets import load_dataset
+
+from dataset_builder.__main__ import main
+from dataset_builder.schemas import STRATEGY_TASK_TYPES
+from dataset_builder.store import JsonlStore
+from tests._openai_server import FakeOpenAIServer
+from tests.dataset_builder_fixtures import ColourCaptioner, ColourEmbedder, make_video
+
+SECRET = "sk-test-PIPELINE-SECRET-42"
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    (root / "PMV").mkdir()
+    (root / "SA-V").mkdir()
+    cuts = {
+        "PMV/long": make_video(root / "PMV" / "long.mp4", [25, 20, 30]),
+        "SA-V/short": make_video(root / "SA-V" / "short.mp4", [4, 6]),
+    }
+    (root / "PMV" / "corrupt.mp4").write_bytes(b"\x00\x01 not a video" * 50)
+    (root / "PMV" / "empty.mp4").write_bytes(b"")
+    return root, cuts
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with FakeOpenAIServer() as running:
+        yield running
+
+
+def annotate(videos_dir, work, server, *extra):
+    argv = ["annotate", "--videos", str(videos_dir), "--out", str(work), "--base-url", server.base_url,
+            "--concurrency", "4", "--no-progress", "--backoff-base", "0.01", *extra]  # fmt: skip
+    return main(argv, captioner_factory=ColourCaptioner, embedder_factory=ColourEmbedder)
+
+
+def records(work, store="annotations"):
+    return {r["video_id"]: r for r in JsonlStore(work / store, "_").records()}
+
+
+def test_annotate_build_load(videos, server, tmp_path, capsys):
+    root, cuts = videos
+    work, out = tmp_path / "work", tmp_path / "dataset"
+    server.faults = ["429", "500", "malformed", "invalid"]  # fault injection loses nothing
+    assert annotate(root, work, server) == 0
+    done = records(work, "annotations")
+    assert set(done) == {"PMV/long", "SA-V/short"}
+    long, short = done["PMV/long"], done["SA-V/short"]
+    # Scene cuts at 25 s and 45 s are recovered from the 1-fps frames.
+    assert long["segmentation"] == "semantic"
+    assert [s["start"] for s in long["segments"][1:]] == pytest.approx(cuts["PMV/long"], abs=1.0)
+    assert long["segments"][-1]["end"] == pytest.approx(75.0)
+    assert short["segmentation"] == "none" and len(short["segments"]) == 1  # < 60 s: not segmented
+    # Every QA strategy yields exactly its task types; the prompt version is in every row.
+    for record, strategies in ((long, {"global", "multi_segment", "single_segment"}), (short, {"short_global"})):
+        found = {}
+        for qa in record["qa"]:
+            found.setdefault(qa["strategy"], set()).add(qa["task_type"])
+            assert qa["prompt_version"].endswith("@1.0")
+        assert found == {s: set(STRATEGY_TASK_TYPES[s]) for s in strategies}
+    failed = {r["video_id"]: r["reason"] for r in JsonlStore(work / "errors", "_").records() if r["stage"] == "read"}
+    assert set(failed) == {"PMV/corrupt", "PMV/empty"} and "0 bytes" in failed["PMV/empty"]
+    # 3 segment captions + merge + 3 QA (long), 1 caption + 1 QA (short), plus the 4 injected faults.
+    assert server.chat_requests == 9 + 4
+    assert annotate(root, work, server) == 0 and server.chat_requests == 13  # re-run: nothing repeated
+
+    assert main(["build", "--work-dir", str(work), "--out", str(out)]) == 0
+    cache = tmp_path / "hf_cache"
+    stage1 = load_dataset(str(out), "stage1", split="train", cache_dir=str(cache))
+    assert stage1.column_names == ["video_id", "video", "source", "duration", "messages"]
+    assert stage1.num_rows == 2 + len(long["qa"]) + len(short["qa"])
+    row = stage1[0]
+    assert row["messages"][0]["content"][0] == {"type": "video", "text": None}
+    assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+    qa = load_dataset(str(out), "qa", split="train", cache_dir=str(cache))
+    assert qa.num_rows == len(long["qa"]) + len(short["qa"]) and set(qa["source"]) == {"PMV", "SA-V"}
+    captions = load_dataset(str(out), "captions", split="train", cache_dir=str(cache))
+    assert sorted(captions["video_id"]) == ["PMV/long", "SA-V/short"]
+    assert [len(s) for s in captions.sort("video_id")["segments"]] == [3, 1]
+    card = (out / "README.md").read_text()
+    for name in (
+        "duration_histogram",
+        "segments_per_video",
+        "segment_durations",
+        "caption_length_vs_duration",
+        "source_shares",
+    ):
+        assert f"](plots/{name}.png)" in card and (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "config_name: stage1" in card and "config_name: stage2" not in card  # empty configs are left out
+    assert "| **total** | 2 |" in card and "Failed videos (recorded with their reason, not included): 2" in card
+    everything = capsys.readouterr()
+    written = "".join(
+        p.read_text(errors="ignore")
+        for p in tmp_path.rglob("*")
+        if p.is_file() and p.suffix in {".jsonl", ".md", ".json"}
+    )
+    assert SECRET not in everything.out + everything.err + written
+    assert "cost USD" in everything.out  # usage and cost are printed
+
+    with mock.patch("huggingface_hub.HfApi") as hf_api:
+        hf_api.return_value.upload_folder.return_value.commit_url = "https://hf.co/commit/1"
+        assert (
+            main(["build", "--work-dir", str(work), "--out", str(out), "--push-to-hub", "me/data", "--copy-videos"])
+            == 0
+        )
+    hf_api.return_value.create_repo.assert_called_once_with(
+        "me/data", repo_type="dataset", private=False, exist_ok=True
+    )
+    kwargs = hf_api.return_value.upload_folder.call_args.kwargs
+    assert kwargs["repo_id"] == "me/data" and kwargs["folder_path"] == str(out) and kwargs["repo_type"] == "dataset"
+    copied = load_dataset(str(out), "stage1", split="train", cache_dir=str(tmp_path / "hf_cache2"))
+    assert all((out / path).is_file() for path in copied["video"])
+
+
+def test_fixed_segmentation_dry_run_and_shards(videos, server, tmp_path, capsys):
+    root, _ = videos
+    work = tmp_path / "work"
+    assert annotate(root, work, server, "--segmentation", "fixed", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert server.chat_requests == 0 and "estimated" in out
+    assert "segment_caption         8" in out  # 75 s in fixed 10 s segments
+    assert not (work / "annotations").exists()
+    local = records(work, "local")
+    assert [
+        s["end"] - s["start"] for s in next(r for r in local.values() if r["video_id"] == "PMV/long")["segments"]
+    ] == [10.0] * 7 + [5.0]
+    shard_ids = []
+    for index in range(2):
+        assert (
+            annotate(root, tmp_path / f"shard{index}", server, "--segmentation", "fixed", "--shard", f"{index}/2") == 0
+        )
+        shard_ids += [r["video_id"] for r in records(tmp_path / f"shard{index}", "local").values()]
+    assert sorted(shard_ids) == ["PMV/long", "SA-V/short"]
+    assert main(["annotate", "--videos", str(root), "--out", str(work), "--shard", "2/2"]) == 2
+
+
+def test_manifest_sources_and_bad_manifest(videos, tmp_path):
+    from dataset_builder.videos import list_videos
+
+    root, _ = videos
+    manifest = tmp_path / "m.jsonl"
+    shutil.copy(root / "SA-V" / "short.mp4", tmp_path / "clip.mp4")
+    manifest.write_text(json.dumps({"path": "clip.mp4", "source": "YouTube-8M"}) + "\n")
+    (item,) = list_videos(manifest)
+    assert item.source == "YouTube-8M" and item.video_id == "clip" and item.path == str(tmp_path / "clip.mp4")
+    with pytest.raises(ValueError, match="neither a directory nor a manifest"):
+        list_videos(tmp_path / "missing")
+
+
+def test_batch_mode_end_to_end(videos, server, tmp_path):
+    root, _ = videos
+    work = tmp_path / "work"
+    assert annotate(root, work, server, "--batch", "--poll-interval", "0.01") == 0
+    done = records(work, "annotations")
+    assert set(done) == {"PMV/long", "SA-V/short"} and server.chat_requests == 0
+    # Passes: segment + short captions, then the merge + short QA, then long QA.
+    assert len(server.batches) == 3 and server.batch_lines == 9
+    assert annotate(root, work, server, "--batch", "--poll-interval", "0.01") == 0 and len(server.batches) == 3
