@@ -61,6 +61,11 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--batch", action="store_true", help="use the OpenAI Batch API (submit, poll, collect, resume)")
     a.add_argument("--poll-interval", type=float, default=30.0, help="seconds between batch status polls")
     a.add_argument("--no-progress", action="store_true")
+    a.add_argument("--no-frame-cache", action="store_true", help="do not keep the 1 fps frames for training")
+    a.add_argument("--frame-cache-size", type=int, default=384, help="cached frame side (pixels)")
+    a.add_argument("--frame-cache-resize", choices=("square", "short_side"), default="square")
+    a.add_argument("--frame-cache-format", choices=("jpeg", "webp"), default="jpeg")
+    a.add_argument("--frame-cache-quality", type=int, default=85)
     b = commands.add_parser("build", help="build Parquet configs + dataset card from a work dir")
     b.add_argument("--work-dir", required=True)
     b.add_argument("--out", required=True)
@@ -102,8 +107,16 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
         def embedder_factory():
             return ImageTextEmbedder(args.embedder)
 
+    frame_cache = None
+    if not args.no_frame_cache and not args.dry_run:
+        from processing.frame_cache import FrameCacheWriter
+
+        frame_cache = FrameCacheWriter(
+            f"{args.out}/frame_cache", writer_id=shard_name, image_format=args.frame_cache_format,
+            quality=args.frame_cache_quality, size=args.frame_cache_size, resize_mode=args.frame_cache_resize,
+        )  # fmt: skip
     annotator = Annotator(
-        args.out, shard_name, api, local, plan, captioner_factory, embedder_factory, not args.no_progress
+        args.out, shard_name, api, local, plan, captioner_factory, embedder_factory, not args.no_progress, frame_cache
     )
     workers = args.videos_in_flight or args.concurrency
     print(f"annotate: {len(items)} videos in shard {index}/{count} -> {args.out}", file=sys.stderr)

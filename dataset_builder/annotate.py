@@ -8,6 +8,7 @@ Work dir layout (every store is append-only JSONL, one file per shard, see :mod:
     WORK_DIR/errors/       failed requests and failed videos, with the reason
     WORK_DIR/batches/      Batch API jobs (``--batch``)
     WORK_DIR/usage/        token usage and cost of each run
+    WORK_DIR/frame_cache/  each video's 1 fps frames, resized and encoded (``processing.frame_cache``), for training
 
 A finished video is skipped on re-runs; an unfinished one re-plans its requests, which hit the cache.
 Settings are part of the cache keys, so a changed setting (prompt version, threshold, model) means new calls;
@@ -24,9 +25,12 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from processing.frame_cache import FrameCache
 
 from .api import ApiClient, BatchPending, ChatRequest, RequestFailed, redact
 from .local_stage import LocalSettings, run_local_stage
@@ -56,6 +60,7 @@ class Annotator:
         captioner_factory=None,
         embedder_factory=None,
         progress: bool = True,
+        frame_cache=None,
     ) -> None:
         work = Path(work_dir)
         self.api, self.local_settings, self.plan_settings = api, local_settings, plan_settings
@@ -63,6 +68,8 @@ class Annotator:
         self.annotations = JsonlStore(work / "annotations", shard_name)
         self.errors = api.error_store
         self.local_cache = self.local_store.load_index("key")
+        self.frame_cache = frame_cache
+        self.cached_videos = set(FrameCache(frame_cache.cache_dir).entries) if frame_cache is not None else set()
         self._factories = {"captioner": captioner_factory, "embedder": embedder_factory}
         self._models: dict[str, object] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-stage")
@@ -97,7 +104,14 @@ class Annotator:
         needs_models = self.local_settings.segmentation == "semantic"
         captioner = self.model("captioner") if needs_models else None
         embedder = self.model("embedder") if needs_models else None
-        return run_local_stage(item, self.local_settings, print_key, FrameProvider, captioner, embedder)
+        return run_local_stage(
+            item, self.local_settings, print_key, partial(self.frame_provider, item), captioner, embedder
+        )
+
+    def frame_provider(self, item: VideoItem, path: str, size: tuple[int, int], fps: float) -> FrameProvider:
+        """A provider that also fills the frame cache, unless the video is cached already."""
+        writer = self.frame_cache if item.video_id not in self.cached_videos else None
+        return FrameProvider(path, size, fps, frame_cache=writer, video_id=item.video_id)
 
     async def _gather(self, requests: list[ChatRequest], bar: str) -> list:
         """Complete all requests (all are attempted even if one fails), then raise the first failure."""
@@ -132,7 +146,7 @@ class Annotator:
             if key in self.local_cache:
                 local = self.local_cache[key]
                 height, width = local["decode_size"]
-                provider = FrameProvider(item.path, (height, width), self.local_settings.fps)
+                provider = self.frame_provider(item, item.path, (height, width), self.local_settings.fps)
             else:
                 local, provider = await loop.run_in_executor(self._executor, self._local, item, print_key)
                 self.local_cache[key] = local

@@ -6,6 +6,7 @@ Output layout (``load_dataset(DATASET_DIR, "stage1")`` reads it through the card
     DATASET_DIR/qa/train-00000-of-00001.parquet         QA_FEATURES, one row per question
     DATASET_DIR/stage{1,2,3}/train-00000-of-00001.parquet  TRAINING_FEATURES (team contract "Training rows")
     DATASET_DIR/plots/*.png, DATASET_DIR/README.md
+    DATASET_DIR/frame_cache/                            the annotator's frame cache (video_id -> cached frames)
 
 Training rows: one per QA pair plus one dense-caption row per video ("Describe this video in detail."), in the
 contract's chat format with the video item first in the user turn. Videos of 20 minutes or more get no training rows.
@@ -21,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -141,9 +143,23 @@ def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool =
     tables = {"captions": _table([caption_row(r) for r in records], CAPTIONS_FEATURES), "qa": qa}
     tables |= {stage: _table(rows, TRAINING_FEATURES) for stage, rows in stages.items()}
     written = [config for config, dataset in tables.items() if _write(dataset, out, config)]
+    copy_frame_cache(Path(work_dir) / "frame_cache", out / "frame_cache")
     failures = failed_videos(work_dir, set(videos))
     counts = {stage: len(rows) for stage, rows in stages.items()}
     return write_card(out, records, qa.to_list(), counts, failures, written)
+
+
+def copy_frame_cache(source: Path, target: Path) -> None:
+    """Put the work dir's frame cache beside the configs (hard links when possible: shards are append-only)."""
+    if not source.is_dir():
+        return
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for path in sorted(source.iterdir()):
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copy2(path, target / path.name)
 
 
 def push_to_hub(out_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:

@@ -18,6 +18,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+logger = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".ts", ".m4v", ".flv"}
 
@@ -119,11 +122,22 @@ class FrameProvider:
     """Decodes one video at 1 fps on first use (thread-safe, memoised) and serves frames and JPEG bytes.
 
     ``frames()`` -> ``(frames (T, H, W, 3) uint8, timestamps (T,) float64)``; ``jpegs(ts)`` encodes the sampled frame
-    nearest each requested time. ``release()`` drops the decoded array and keeps the encoded JPEGs.
+    nearest each requested time. ``release()`` drops the decoded array and keeps the encoded JPEGs. With a
+    ``frame_cache`` (a ``processing.frame_cache.FrameCacheWriter``) the decoded frames are also stored there under
+    ``video_id``, so training never decodes this video again.
     """
 
-    def __init__(self, path: str, size: tuple[int, int], fps: float = 1.0, jpeg_quality: int = 90) -> None:
+    def __init__(
+        self,
+        path: str,
+        size: tuple[int, int],
+        fps: float = 1.0,
+        jpeg_quality: int = 90,
+        frame_cache=None,
+        video_id: str | None = None,
+    ) -> None:
         self.path, self.size, self.fps, self.jpeg_quality = path, size, fps, jpeg_quality
+        self.frame_cache, self.video_id = frame_cache, video_id
         self._lock = threading.Lock()
         self._frames: tuple[np.ndarray, np.ndarray] | None = None
         self._jpegs: dict[float, bytes] = {}
@@ -134,6 +148,11 @@ class FrameProvider:
         with self._lock:
             if self._frames is None:
                 self._frames = load_video(self.path, fps=self.fps, size=self.size)
+                if self.frame_cache is not None:
+                    try:
+                        self.frame_cache.add_sampled(self.video_id, self.path, *self._frames, fps=self.fps)
+                    except (OSError, ValueError) as error:  # the cache only saves time: never fail a video on it
+                        logger.warning("%s: not added to the frame cache: %s", self.video_id, error)
             return self._frames
 
     def jpegs(self, timestamps: list[float]) -> list[bytes]:

@@ -40,7 +40,7 @@ from PIL import Image
 
 from modeling_prolongvid.frame_sampling import sample_frame_indices
 
-from .video_reader import load_video
+from .video_reader import load_video, probe_video
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +164,19 @@ class FrameCacheWriter:
             handle.flush()
             os.fsync(handle.fileno())
         return entry
+
+    def add_sampled(
+        self, video_id: str, path: str | os.PathLike, frames: np.ndarray, timestamps: np.ndarray, fps: float = 1.0
+    ) -> CacheEntry:
+        """Store what `load_video(path, fps=fps)` returned, recovering the frames' positions in the source."""
+        info = probe_video(path)
+        positions = sample_frame_indices(info.num_frames, info.fps, fps=fps)
+        if len(positions) != len(frames):
+            raise ValueError(
+                f"{video_id}: {len(frames)} frames given but fps={fps} sampling of {path} yields {len(positions)}; "
+                "pass exactly the frames of load_video(path, fps=fps)"
+            )
+        return self.add(video_id, frames, timestamps, positions, info.num_frames, info.fps)
 
 
 class FrameCache:

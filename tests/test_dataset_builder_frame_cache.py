@@ -1,0 +1,67 @@
+"""The annotator fills the frame cache as it decodes; the built dataset carries it; sharded runs share one cache."""
+
+import numpy as np
+import pytest
+from datasets import load_dataset
+
+from dataset_builder.__main__ import main
+from processing import load_video
+from processing.frame_cache import FrameCache
+from tests._openai_server import FakeOpenAIServer
+from tests.dataset_builder_fixtures import ColourCaptioner, ColourEmbedder, make_video
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    make_video(root / "long.mp4", [25, 20, 20])
+    make_video(root / "short.mp4", [4, 6])
+    make_video(root / "other.mp4", [5, 3])
+    (root / "broken.mp4").write_bytes(b"not a video" * 20)
+    return root
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-cache")
+    with FakeOpenAIServer() as running:
+        yield running
+
+
+def annotate(videos_dir, work, server, *extra):
+    argv = ["annotate", "--videos", str(videos_dir), "--out", str(work), "--base-url", server.base_url,
+            "--concurrency", "4", "--no-progress", "--backoff-base", "0.01", *extra]  # fmt: skip
+    return main(argv, captioner_factory=ColourCaptioner, embedder_factory=ColourEmbedder)
+
+
+def test_sharded_runs_fill_one_cache_that_matches_decoding(videos, server, tmp_path):
+    work, out = tmp_path / "work", tmp_path / "dataset"
+    assert annotate(videos, work, server, "--shard", "0/2") == 0
+    assert annotate(videos, work, server, "--shard", "1/2") == 0
+    assert sorted(p.name for p in (work / "frame_cache").glob("index-*.jsonl")) == [
+        "index-shard-00000-of-00002.jsonl",
+        "index-shard-00001-of-00002.jsonl",
+    ]
+    cache = FrameCache(work / "frame_cache")
+    assert sorted(cache.entries) == ["long", "other", "short"]
+    for video_id in cache.entries:
+        frames, timestamps = cache.sample(video_id, fps=1.0)
+        expected_frames, expected_timestamps = load_video(videos / f"{video_id}.mp4", fps=1.0, size=384)
+        np.testing.assert_allclose(timestamps, expected_timestamps)
+        assert frames.shape == expected_frames.shape
+        assert np.abs(frames.astype(int) - expected_frames.astype(int)).mean() < 8
+
+    writes = {path.name: path.stat().st_size for path in (work / "frame_cache").iterdir()}
+    assert annotate(videos, work, server, "--shard", "0/2") == 0  # re-run: nothing decoded, nothing re-cached
+    assert {path.name: path.stat().st_size for path in (work / "frame_cache").iterdir()} == writes
+
+    assert main(["build", "--work-dir", str(work), "--out", str(out)]) == 0
+    shipped = FrameCache(out / "frame_cache")
+    rows = load_dataset(str(out), "stage1", split="train", cache_dir=str(tmp_path / "hf"))
+    assert set(rows["video_id"]) <= set(shipped.entries) and len(rows) > 0
+    np.testing.assert_array_equal(shipped.read("long")[0], cache.read("long")[0])
+
+
+def test_no_frame_cache_flag(videos, server, tmp_path):
+    assert annotate(videos, tmp_path / "work", server, "--no-frame-cache", "--segmentation", "fixed") == 0
+    assert not (tmp_path / "work" / "frame_cache").exists()
