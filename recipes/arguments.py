@@ -1,0 +1,125 @@
+"""Command-line / YAML arguments of every recipe: TRL's dataclasses, subclassed to add ProLongVid's fields.
+
+Every field can be set in the stage YAML (`--config recipes/prolongvid-7b/stage2.yaml`) and overridden on the
+command line (`--num_frames 64`). Parse all three with `parse_recipe_arguments()`:
+
+```python
+script_args, training_args, model_args = parse_recipe_arguments()
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
+
+CHECKPOINT_KINDS = ("llm", "prolongvid")
+STAGES = (
+    "context_extension",
+    "image_alignment",
+    "image_knowledge",
+    "image_sft",
+    "stage1",
+    "stage2",
+    "stage3",
+    "mixed",
+)
+
+
+@dataclass
+class ProLongVidScriptArguments(ScriptArguments):
+    """Data, stage hand-off, freezing and parallelism of one training stage (see TRL's `ScriptArguments` for
+    `dataset_name` = dataset directory and `dataset_config` = subset name)."""
+
+    stage: str = field(default="stage1", metadata={"help": f"Stage name, recorded in the output. One of {STAGES}."})
+    dataset_configs: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Several subsets of `dataset_name` trained together (the mixed baseline); overrides "
+            "`dataset_config` when given."
+        },
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N rows (smoke runs)."})
+    num_frames: int | None = field(
+        default=None, metadata={"help": "Frames sampled uniformly from every training video (video stages)."}
+    )
+    frame_size: int | None = field(
+        default=None, metadata={"help": "Decode frames at this square size (pixels); default: the vision input size."}
+    )
+    trainable_modules: list[str] = field(
+        default_factory=lambda: ["projector", "language_model", "image_newline"],
+        metadata={
+            "help": "Modules that train: any of all, vision_tower, projector, image_newline, language_model "
+            "(language_model includes lm_head). Everything else is frozen."
+        },
+    )
+    module_learning_rates: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Per-module learning rates as module=lr, e.g. vision_tower=2e-6; others use learning_rate."},
+    )
+    expected_checkpoint: str = field(
+        default="prolongvid",
+        metadata={"help": f"Kind of model_name_or_path this stage must start from: one of {CHECKPOINT_KINDS}."},
+    )
+    previous_stages: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Stages whose output this stage may start from (empty or `any`: any checkpoint of the right kind)."
+        },
+    )
+    sequence_parallel_size: int = field(
+        default=1,
+        metadata={"help": "Ranks sharing one sequence through zigzag ring attention; data-parallel size = world / N."},
+    )
+    vision_tower_name_or_path: str | None = field(
+        default=None, metadata={"help": "image_alignment: the SigLIP vision tower joined to the LLM."}
+    )
+    image_grid_max: int = field(
+        default=6, metadata={"help": "image_alignment: anyres pinpoints up to image_grid_max x image_grid_max tiles."}
+    )
+    pooled_grid_size: int = field(
+        default=12, metadata={"help": "image_alignment: pooled video grid per frame of the composed model."}
+    )
+    rope_theta: float | None = field(
+        default=None, metadata={"help": "context_extension: RoPE base written into the trained model's config."}
+    )
+    context_length: int = field(
+        default=262144, metadata={"help": "context_extension: tokens per packed training sequence."}
+    )
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise ValueError(f"stage={self.stage!r} is not a recipe stage; use one of {STAGES}.")
+        if self.expected_checkpoint not in CHECKPOINT_KINDS:
+            raise ValueError(f"expected_checkpoint={self.expected_checkpoint!r}; use one of {CHECKPOINT_KINDS}.")
+        if self.sequence_parallel_size < 1:
+            raise ValueError(f"sequence_parallel_size must be >= 1, got {self.sequence_parallel_size}.")
+        if self.num_frames is not None and self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}.")
+        self.learning_rate_overrides()  # validate early
+
+    def learning_rate_overrides(self) -> dict[str, float]:
+        """`module_learning_rates` as {module: lr}."""
+        overrides = {}
+        for entry in self.module_learning_rates:
+            module, sep, value = entry.partition("=")
+            try:
+                overrides[module.strip()] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep:
+                raise ValueError(f"module_learning_rates entry {entry!r} is not module=lr (e.g. vision_tower=2e-6).")
+        return overrides
+
+    def subsets(self) -> list[str]:
+        """Dataset subsets this stage trains on."""
+        return list(self.dataset_configs) or ([self.dataset_config] if self.dataset_config else [])
+
+
+def parse_recipe_arguments(
+    args: list[str] | None = None,
+) -> tuple[ProLongVidScriptArguments, SFTConfig, ModelConfig]:
+    """Parse `--config stage.yaml` plus command-line overrides into (script, training, model) arguments."""
+    parser = TrlParser((ProLongVidScriptArguments, SFTConfig, ModelConfig))
+    return parser.parse_args_and_config(args=args)

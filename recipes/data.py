@@ -1,0 +1,66 @@
+"""Training data of the recipes: contract rows from a dataset directory, and packed long text.
+
+```python
+rows = load_training_rows("data/prolongvid", ["stage1"])            # datasets.Dataset of training rows
+blocks = pack_text(tokenizer, ["slimpajama_sample.txt"], context_length=262144)
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import Dataset, concatenate_datasets, load_dataset
+
+REQUIRED_COLUMNS = ("messages",)
+
+
+def load_training_rows(dataset_dir: str | Path, subsets: list[str], max_rows: int | None = None) -> Dataset:
+    """Concatenate the `train` split of `subsets` of the dataset at `dataset_dir` (Parquet under `<subset>/`).
+
+    Raises ValueError naming the subset and the fix when a subset is missing, empty or lacks `messages`.
+    """
+    dataset_dir = Path(dataset_dir)
+    if not subsets:
+        raise ValueError("No dataset subset given: set dataset_config (or dataset_configs) in the stage YAML.")
+    parts = []
+    for subset in subsets:
+        files = sorted((dataset_dir / subset).glob("*.parquet"))
+        if files:
+            part = load_dataset("parquet", data_files=[str(f) for f in files], split="train")
+        elif (dataset_dir / "README.md").is_file():
+            part = load_dataset(str(dataset_dir), subset, split="train")
+        else:
+            raise ValueError(
+                f"Subset {subset!r} not found: expected Parquet files under {dataset_dir / subset}. Build the dataset "
+                "first (python -m dataset_builder) or fix dataset_name / dataset_config."
+            )
+        missing = [column for column in REQUIRED_COLUMNS if column not in part.column_names]
+        if missing or len(part) == 0:
+            raise ValueError(f"Subset {subset!r} of {dataset_dir} is empty or lacks columns {missing}.")
+        parts.append(part)
+    rows = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    return rows.select(range(min(max_rows, len(rows)))) if max_rows else rows
+
+
+def pack_text(tokenizer, paths: list[str | Path], context_length: int, max_blocks: int | None = None) -> Dataset:
+    """Tokenize the text files (documents separated by EOS) and cut the stream into `context_length` blocks.
+
+    Returns a Dataset with one `input_ids` column of equal-length lists; the remainder is dropped.
+    """
+    stream: list[int] = []
+    eos = tokenizer.eos_token_id
+    for path in paths:
+        text = Path(path).read_text()
+        for document in filter(None, (part.strip() for part in text.split("\n\n"))):
+            stream.extend(tokenizer(document, add_special_tokens=False)["input_ids"] + [eos])
+    num_blocks = len(stream) // context_length
+    if max_blocks is not None:
+        num_blocks = min(num_blocks, max_blocks)
+    if num_blocks == 0:
+        raise ValueError(
+            f"{[str(p) for p in paths]} hold {len(stream)} tokens, fewer than one block of context_length="
+            f"{context_length}; add text or lower context_length."
+        )
+    blocks = [stream[i * context_length : (i + 1) * context_length] for i in range(num_blocks)]
+    return Dataset.from_dict({"input_ids": blocks})

@@ -1,0 +1,77 @@
+"""Supervised fine-tuning of a ProLongVid checkpoint on image or video training rows: the body of the image stages
+(knowledge, single-image SFT), the three progressive video stages and the mixed single-stage baseline.
+
+Each stage has its own entry script (`recipes/stage2.py`, ...) that calls `main("<stage>")`; the YAML holds the
+hyper-parameters, frames, data and trainable modules. Run through accelerate:
+
+```bash
+accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/stage2.py \
+    --config recipes/prolongvid-7b/stage2.yaml [--any_field value ...]
+```
+"""
+
+from __future__ import annotations
+
+from recipes.arguments import parse_recipe_arguments
+from recipes.collator import VideoSFTCollator
+from recipes.data import load_training_rows
+from recipes.freezing import apply_freezing, count_trainable
+from recipes.handoff import check_starting_checkpoint
+from recipes.stage import finish_stage, load_prolongvid, logger, maybe_apply_lora, setup_stage
+from recipes.trainer import ProLongVidSFTTrainer, enable_ring_attention
+
+
+def main(stage: str, args: list[str] | None = None) -> None:
+    # ------------------------------------------------------------------ setup
+    script_args, training_args, model_args = parse_recipe_arguments(args)
+    sequence_parallel = setup_stage(script_args, training_args, stage)
+    check_starting_checkpoint(
+        model_args.model_name_or_path, script_args.expected_checkpoint, script_args.previous_stages, stage
+    )
+
+    # ------------------------------------------------------------------ data
+    rows = load_training_rows(script_args.dataset_name, script_args.subsets(), script_args.max_train_samples)
+    logger.info("%d training rows from %s %s", len(rows), script_args.dataset_name, script_args.subsets())
+
+    # ------------------------------------------------------------------ model
+    model, processor = load_prolongvid(model_args)
+    if script_args.num_frames is not None and script_args.num_frames > model.config.max_frames:
+        raise ValueError(
+            f"num_frames={script_args.num_frames} exceeds the model's max_frames={model.config.max_frames}."
+        )
+    trainable = apply_freezing(model, script_args.trainable_modules)
+    model = maybe_apply_lora(model, model_args)
+    trainable = count_trainable(model)
+    if sequence_parallel.sp_size > 1:
+        enable_ring_attention(model, sequence_parallel)
+    if training_args.activation_checkpointing:
+        model.config.use_cache = False
+    logger.info("trainable parameters per module: %s", trainable)
+    collator = VideoSFTCollator(
+        processor,
+        num_frames=script_args.num_frames,
+        dataset_dir=script_args.dataset_name,
+        frame_size=script_args.frame_size,
+        max_length=training_args.max_length,
+    )
+
+    # ------------------------------------------------------------------ trainer
+    trainer = ProLongVidSFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=rows,
+        data_collator=collator,
+        processing_class=processor,
+        sequence_parallel=sequence_parallel,
+        module_learning_rates=script_args.learning_rate_overrides(),
+    )
+
+    # ------------------------------------------------------------------ train
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+
+    # ------------------------------------------------------------------ save + card
+    if script_args.num_frames is not None:
+        model.config.num_frames = script_args.num_frames  # the default for inference on this checkpoint
+    finish_stage(
+        trainer, processor, script_args, training_args, model_args, trainable, len(rows), script_args.num_frames
+    )
