@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--frame-cache-size", type=int, default=384, help="cached frame side (pixels)")
     a.add_argument("--frame-cache-resize", choices=("square", "short_side"), default="square")
     a.add_argument("--frame-cache-format", choices=("jpeg", "webp"), default="jpeg")
-    a.add_argument("--frame-cache-quality", type=int, default=85)
+    a.add_argument("--frame-cache-quality", type=int, default=80)
     b = commands.add_parser("build", help="build Parquet configs + dataset card from a work dir")
     b.add_argument("--work-dir", required=True)
     b.add_argument("--out", required=True)

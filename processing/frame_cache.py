@@ -87,7 +87,7 @@ class FrameCacheWriter:
         cache_dir: str | os.PathLike,
         writer_id: str | None = None,
         image_format: str = "jpeg",
-        quality: int = 85,
+        quality: int = 80,
         size: int | None = 384,
         resize_mode: str = "square",
         shard_bytes: int = 1 << 30,

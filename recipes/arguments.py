@@ -47,6 +47,13 @@ class ProLongVidScriptArguments(ScriptArguments):
     frame_size: int | None = field(
         default=None, metadata={"help": "Decode frames at this square size (pixels); default: the vision input size."}
     )
+    frame_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Frame cache written by `dataset_builder annotate` (read before decoding any video); default: "
+            "`<dataset_name>/frame_cache` when it exists; `none` always decodes."
+        },
+    )
     trainable_modules: list[str] = field(
         default_factory=lambda: ["projector", "language_model", "image_newline"],
         metadata={

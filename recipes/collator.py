@@ -1,7 +1,8 @@
 """Collators: video/image SFT rows -> model inputs with assistant-only labels, and packed text for context extension.
 
 Training rows follow the team contract (`video`, `messages`, ...; image stages use an `image` column instead).
-The processor's chat template renders the conversation, frames come from `processing.load_video`, and only the
+The processor's chat template renders the conversation, frames come from the frame cache when it holds the row's
+`video_id` and from decoding the file otherwise (`processing.frame_cache.load_frames`), and only the
 tokens inside the template's `{% generation %}` blocks (assistant text and its `<|im_end|>`) are trained on.
 
 ```python
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from processing import load_video
+from processing.frame_cache import FrameCache, load_frames
 from recipes.sequence_parallel import IGNORE_INDEX
 
 
@@ -31,6 +32,7 @@ class VideoSFTCollator:
         dataset_dir: base directory of relative `video` / `image` paths.
         frame_size: decode frames at this square size; default: the video processor's input size.
         max_length: longest sequence kept; text after the last placeholder may be cut, placeholders never.
+        frame_cache: read frames of cached videos (by the row's `video_id`) instead of decoding them.
     """
 
     def __init__(
@@ -40,12 +42,14 @@ class VideoSFTCollator:
         dataset_dir: str | Path | None = None,
         frame_size: int | None = None,
         max_length: int | None = None,
+        frame_cache: FrameCache | None = None,
     ):
         self.processor = processor
         self.num_frames = num_frames
         self.dataset_dir = Path(dataset_dir) if dataset_dir else None
         self.frame_size = frame_size or processor.video_processor.size["height"]
         self.max_length = max_length
+        self.frame_cache = frame_cache
 
     def _resolve(self, path: str) -> str:
         if Path(path).is_absolute() or self.dataset_dir is None:
@@ -62,8 +66,12 @@ class VideoSFTCollator:
                         raise ValueError("A row holds a video but num_frames is not set: add num_frames to the YAML.")
                     if not row.get("video"):
                         raise ValueError(f"Row {row.get('video_id', '?')} has a video item but no `video` path.")
-                    frames, _ = load_video(
-                        self._resolve(row["video"]), num_frames=self.num_frames, size=self.frame_size
+                    frames, _ = load_frames(
+                        self._resolve(row["video"]),
+                        video_id=row.get("video_id"),
+                        num_frames=self.num_frames,
+                        cache=self.frame_cache,
+                        size=self.frame_size,
                     )
                     content.append({"type": "video", "video": frames})
                 elif item["type"] == "image":

@@ -2,6 +2,7 @@
 
 ```python
 rows = load_training_rows("data/prolongvid", ["stage1"])            # datasets.Dataset of training rows
+cache = open_frame_cache(None, "data/prolongvid")                    # FrameCache of data/prolongvid/frame_cache
 blocks = pack_text(tokenizer, ["slimpajama_sample.txt"], context_length=262144)
 ```
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from datasets import Dataset, concatenate_datasets, load_dataset
+
+from processing.frame_cache import FrameCache
 
 REQUIRED_COLUMNS = ("messages",)
 
@@ -41,6 +44,21 @@ def load_training_rows(dataset_dir: str | Path, subsets: list[str], max_rows: in
         parts.append(part)
     rows = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     return rows.select(range(min(max_rows, len(rows)))) if max_rows else rows
+
+
+def open_frame_cache(frame_cache_dir: str | None, dataset_dir: str | Path | None) -> FrameCache | None:
+    """The frame cache to read videos' frames from: `frame_cache_dir`, else the dataset's own `frame_cache/`.
+
+    `"none"` disables the cache; a named directory that does not exist is an error.
+    """
+    if frame_cache_dir is not None and frame_cache_dir.lower() == "none":
+        return None
+    if frame_cache_dir is not None:
+        if not Path(frame_cache_dir).is_dir():
+            raise ValueError(f"frame_cache_dir={frame_cache_dir} does not exist; fix the path or pass `none`.")
+        return FrameCache(frame_cache_dir)
+    shipped = Path(dataset_dir) / "frame_cache" if dataset_dir else None
+    return FrameCache(shipped) if shipped is not None and shipped.is_dir() else None
 
 
 def pack_text(tokenizer, paths: list[str | Path], context_length: int, max_blocks: int | None = None) -> Dataset:

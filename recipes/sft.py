@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from recipes.arguments import parse_recipe_arguments
 from recipes.collator import VideoSFTCollator
-from recipes.data import load_training_rows
+from recipes.data import load_training_rows, open_frame_cache
 from recipes.freezing import apply_freezing, count_trainable
 from recipes.handoff import check_starting_checkpoint
 from recipes.stage import finish_stage, load_prolongvid, logger, maybe_apply_lora, setup_stage
@@ -32,6 +32,8 @@ def main(stage: str, args: list[str] | None = None) -> None:
     # ------------------------------------------------------------------ data
     rows = load_training_rows(script_args.dataset_name, script_args.subsets(), script_args.max_train_samples)
     logger.info("%d training rows from %s %s", len(rows), script_args.dataset_name, script_args.subsets())
+    frame_cache = open_frame_cache(script_args.frame_cache_dir, script_args.dataset_name)
+    logger.info("frame cache: %s", f"{len(frame_cache)} videos" if frame_cache is not None else "none (decoding)")
 
     # ------------------------------------------------------------------ model
     model, processor = load_prolongvid(model_args)
@@ -53,6 +55,7 @@ def main(stage: str, args: list[str] | None = None) -> None:
         dataset_dir=script_args.dataset_name,
         frame_size=script_args.frame_size,
         max_length=training_args.max_length,
+        frame_cache=frame_cache,
     )
 
     # ------------------------------------------------------------------ trainer

@@ -139,8 +139,6 @@ def test_sequence_parallel_2_gives_the_loss_of_1(tiny, tmp_path):
         assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=2e-5)
 
 
-# ----------------------------------------------------------------------------- slow: every stage, ZeRO-3, the chain
-@pytest.mark.slow
 def test_video_stages_2_and_3_under_zero3(tiny, tmp_path):
     """DeepSpeed ZeRO-3 on CPU (gloo). The first start on a machine JIT-builds DeepSpeed's shm_comm op (1-4 min,
     cached in TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions)."""
@@ -153,7 +151,6 @@ def test_video_stages_2_and_3_under_zero3(tiny, tmp_path):
     assert_trained_as_configured(stage2, stage3, frozen=(VISION,), trained=(PROJECTOR, LLM))
 
 
-@pytest.mark.slow
 def test_context_extension_and_image_stages_ddp(tiny, tmp_path):
     ce, align, knowledge, sft = (tmp_path / name for name in ("ce", "align", "knowledge", "sft"))
     launch("context_extension", "--model_name_or_path", tiny["llm"], "--dataset_name", tiny["long_text"],
@@ -170,6 +167,7 @@ def test_context_extension_and_image_stages_ddp(tiny, tmp_path):
     assert_trained_as_configured(sft, tmp_path / "mixed", frozen=(VISION,), trained=(PROJECTOR, LLM))
 
 
+# ----------------------------------------------------------------------------- slow: the whole chain, benchmark smoke
 @pytest.mark.slow
 def test_progressive_runner_runs_every_stage_in_sequence(tmp_path):
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
