@@ -29,12 +29,17 @@ _BATCH_FRAMES = 32
 _FAULT_TOLERANCE = 1e-9
 
 
+# decord 0.6.0 pads resized rows to 32 pixels and then refuses its own copy ("Check failed: from_size == to_size").
+_RESIZE_WIDTH_ALIGNMENT = 32
+
+
 class DecordMismatchError(RuntimeError):
     """decord sees different frames than the PyAV index (count or timestamps); its frames cannot be trusted."""
 
 
-def decord_refusal(index: FrameIndex) -> str | None:
-    """Why decord must not read this file (``None`` if it may): decord is used only where it is known to work."""
+def decord_refusal(index: FrameIndex, size: tuple[int, int] | None = None) -> str | None:
+    """Why decord must not read this file at this output ``(height, width)`` (``None`` if it may): decord is used
+    only where it is known to work."""
     try:
         import decord  # noqa: F401
     except ImportError:
@@ -45,6 +50,10 @@ def decord_refusal(index: FrameIndex) -> str | None:
         return f"decord 0.6.0 is unreliable on {index.codec!r} video (it fails on VP9)"
     if index.pts is None:
         return "the container has no timestamps to check decord's frames against"
+    if size is not None and size[1] % _RESIZE_WIDTH_ALIGNMENT:
+        return (
+            f"decord 0.6.0 fails to resize to a width ({size[1]}) that is not a multiple of {_RESIZE_WIDTH_ALIGNMENT}"
+        )
     return None
 
 

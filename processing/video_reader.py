@@ -122,7 +122,7 @@ def load_video(
 def _decode(index: FrameIndex, positions: np.ndarray, size: tuple[int, int] | None, backend: str) -> np.ndarray:
     if backend == "pyav":
         return decode_frames_pyav(index, positions, size)[0]
-    refusal = decord_refusal(index)
+    refusal = decord_refusal(index, size)
     if backend == "decord":
         if refusal:
             raise ValueError(f"{index.path}: backend='decord' refused: {refusal}. Use backend='auto' or 'pyav'.")

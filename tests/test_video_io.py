@@ -222,6 +222,18 @@ def test_auto_never_hands_decord_a_container_it_hangs_or_fails_on(videos, name, 
         load_video(video(videos, name), num_frames=3, backend="decord")
 
 
+def test_widths_decord_cannot_resize_to_go_to_pyav_without_a_failure(videos, monkeypatch, caplog):
+    def refuse(*args, **kwargs):
+        raise AssertionError("decord must not be asked for a width that is not a multiple of 32")
+
+    monkeypatch.setattr(video_reader, "decode_frames_decord", refuse)
+    with caplog.at_level(logging.WARNING, logger="processing.video_reader"):
+        frames, _ = load_video(videos["mp4"], num_frames=3, size=24)
+    assert frames.shape[1:3] == (24, 24) and caplog.text == ""
+    with pytest.raises(ValueError, match="multiple of 32"):
+        load_video(videos["mp4"], num_frames=3, size=(24, 48), backend="decord")
+
+
 def test_auto_falls_back_to_pyav_when_decord_fails(videos, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("simulated decord failure")
