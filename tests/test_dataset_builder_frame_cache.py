@@ -7,8 +7,8 @@ from datasets import load_dataset
 from dataset_builder.__main__ import main
 from processing import load_video
 from processing.frame_cache import FrameCache
-from tests._openai_server import FakeOpenAIServer
-from tests.dataset_builder_fixtures import ColourCaptioner, ColourEmbedder, make_video
+from tests.dataset_builder_fixtures import make_video
+from tests.test_dataset_builder_pipeline import annotate, server  # noqa: F401  (the local OpenAI server fixture)
 
 
 @pytest.fixture(scope="module")
@@ -21,20 +21,7 @@ def videos(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def server(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-cache")
-    with FakeOpenAIServer() as running:
-        yield running
-
-
-def annotate(videos_dir, work, server, *extra):
-    argv = ["annotate", "--videos", str(videos_dir), "--out", str(work), "--base-url", server.base_url,
-            "--concurrency", "4", "--no-progress", "--backoff-base", "0.01", *extra]  # fmt: skip
-    return main(argv, captioner_factory=ColourCaptioner, embedder_factory=ColourEmbedder)
-
-
-def test_sharded_runs_fill_one_cache_that_matches_decoding(videos, server, tmp_path):
+def test_sharded_runs_fill_one_cache_that_matches_decoding(videos, server, tmp_path):  # noqa: F811
     work, out = tmp_path / "work", tmp_path / "dataset"
     assert annotate(videos, work, server, "--shard", "0/2") == 0
     assert annotate(videos, work, server, "--shard", "1/2") == 0
@@ -62,6 +49,6 @@ def test_sharded_runs_fill_one_cache_that_matches_decoding(videos, server, tmp_p
     np.testing.assert_array_equal(shipped.read("long")[0], cache.read("long")[0])
 
 
-def test_no_frame_cache_flag(videos, server, tmp_path):
+def test_no_frame_cache_flag(videos, server, tmp_path):  # noqa: F811
     assert annotate(videos, tmp_path / "work", server, "--no-frame-cache", "--segmentation", "fixed") == 0
     assert not (tmp_path / "work" / "frame_cache").exists()
