@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg
 
 from modeling_prolongvid.frame_sampling import sample_frame_indices
 
@@ -46,6 +48,14 @@ logger = logging.getLogger(__name__)
 
 IMAGE_FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
 RESIZE_MODES = ("square", "short_side")
+
+
+def decode_images(blobs: list[bytes], image_format: str) -> np.ndarray:
+    """Encoded frames -> uint8 `(T, H, W, 3)`; JPEG in one batched libjpeg-turbo call (about 2x PIL's speed)."""
+    if image_format == "jpeg":
+        tensors = [torch.frombuffer(bytearray(blob), dtype=torch.uint8) for blob in blobs]
+        return torch.stack(decode_jpeg(tensors, mode=ImageReadMode.RGB)).permute(0, 2, 3, 1).numpy()
+    return np.stack([np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")) for blob in blobs])
 
 
 class FrameCacheError(ValueError):
@@ -215,11 +225,9 @@ class FrameCache:
         if len(record) != sum(entry.frame_bytes) or hashlib.sha256(record).hexdigest() != entry.sha256:
             raise FrameCacheError(f"{video_id}: shard {shard} is truncated or corrupt (checksum mismatch)")
         starts = np.concatenate(([0], np.cumsum(entry.frame_bytes)))
-        wanted = range(len(entry.frame_bytes)) if positions is None else positions
-        frames = np.stack(
-            [np.asarray(Image.open(io.BytesIO(record[starts[i] : starts[i + 1]])).convert("RGB")) for i in wanted]
-        )
-        return frames, np.asarray(entry.timestamps, dtype=np.float64)[list(wanted)]
+        wanted = list(range(len(entry.frame_bytes)) if positions is None else positions)
+        blobs = [record[starts[i] : starts[i + 1]] for i in wanted]
+        return decode_images(blobs, entry.image_format), np.asarray(entry.timestamps, dtype=np.float64)[wanted]
 
     def sample(
         self, video_id: str, num_frames: int | None = None, fps: float | None = None, max_frames: int | None = None
