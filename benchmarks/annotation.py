@@ -8,7 +8,7 @@
 3. Segmentation (similarity + distance + clustering + contiguity) for N = 60 / 600 / 1200 frames, D = 1152 (SigLIP
    so400m width), scene-structured features. Target: 1,200 frames well under a second.
 
-Run: ``python benchmarks/annotation.py [--requests-per-slot 8] [--latency 0.2]``
+Run: ``python benchmarks/annotation.py [--requests-per-slot 24] [--latency 0.2]``
 """
 
 from __future__ import annotations
@@ -104,7 +104,12 @@ def main() -> None:
     """Print the three tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--requests-per-slot", type=int, default=8, help="requests = concurrency x this")
+    parser.add_argument(
+        "--requests-per-slot",
+        type=int,
+        default=24,
+        help="requests = concurrency x this (enough to reach steady state)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "EMPTY")
     server, base_url = start_server(args.latency)
