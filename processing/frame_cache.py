@@ -7,8 +7,9 @@ milliseconds instead of decoding the original file again.
 Layout (scales to 300K videos: a few hundred files, not one file per frame)::
 
     CACHE_DIR/
-        shard-<writer>-00000.bin     # appended records: one per video, its encoded frames back to back
-        index-<writer>.jsonl         # one JSON line per video: shard, offset, frame sizes, timestamps, sha256
+        shard-<writer>-00000.bin     # appended records, one per video: header (frame sizes, timestamps, source
+                                     # positions) + its encoded frames back to back
+        index-<writer>.jsonl         # one short JSON line per video: shard, offset, length, sha256, source info
 
 Every writer (one per annotation process / `--shard I/N` run) owns its files, so concurrent writers never touch the
 same file. A record is fsynced before its index line is appended; a crash leaves at most an orphan record (ignored)
@@ -64,18 +65,31 @@ class FrameCacheError(ValueError):
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One video's index line: where its record lives and what it holds."""
+    """One video's index line (a few hundred bytes, so 300K videos index in tens of MB): where its record lives."""
 
     video_id: str
     shard: str
     offset: int
-    frame_bytes: list[int]
-    timestamps: list[float]
-    positions: list[int]
+    length: int
+    num_frames: int
     source_num_frames: int
     source_fps: float
     sha256: str
     image_format: str
+
+
+def pack_record(header: dict, frames: list[bytes]) -> bytes:
+    """`[8-byte little-endian header length][header JSON][frame 0][frame 1]...`."""
+    encoded_header = json.dumps(header).encode()
+    return len(encoded_header).to_bytes(8, "little") + encoded_header + b"".join(frames)
+
+
+def unpack_record(record: bytes) -> tuple[dict, list[bytes]]:
+    """Inverse of `pack_record`: the header and the encoded frames."""
+    header_length = int.from_bytes(record[:8], "little")
+    header = json.loads(record[8 : 8 + header_length])
+    starts = np.concatenate(([8 + header_length], 8 + header_length + np.cumsum(header["frame_bytes"])))
+    return header, [record[starts[i] : starts[i + 1]] for i in range(len(header["frame_bytes"]))]
 
 
 class FrameCacheWriter:
@@ -150,7 +164,12 @@ class FrameCacheWriter:
         if not (len(frames) == len(timestamps) == len(positions)) or len(frames) == 0:
             raise ValueError(f"{video_id}: frames, timestamps and positions must be non-empty and of equal length")
         encoded = [self.encode(frame) for frame in frames]
-        record = b"".join(encoded)
+        header = {
+            "frame_bytes": [len(item) for item in encoded],
+            "timestamps": [float(t) for t in timestamps],
+            "positions": [int(p) for p in positions],
+        }
+        record = pack_record(header, encoded)
         shard = self._shard_path()
         with open(shard, "ab") as handle:
             offset = handle.tell()
@@ -161,9 +180,8 @@ class FrameCacheWriter:
             video_id=video_id,
             shard=shard.name,
             offset=offset,
-            frame_bytes=[len(item) for item in encoded],
-            timestamps=[float(t) for t in timestamps],
-            positions=[int(p) for p in positions],
+            length=len(record),
+            num_frames=len(encoded),
             source_num_frames=int(source_num_frames),
             source_fps=float(source_fps),
             sha256=hashlib.sha256(record).hexdigest(),
@@ -210,8 +228,8 @@ class FrameCache:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def read(self, video_id: str, positions: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """All cached frames of a video (or those at `positions` in the cache) and their timestamps."""
+    def _record(self, video_id: str) -> tuple[CacheEntry, dict, list[bytes]]:
+        """The verified record of a video: its index entry, header and encoded frames."""
         entry = self.entries.get(video_id)
         if entry is None:
             raise FrameCacheError(f"{video_id}: not in the frame cache {self.cache_dir}")
@@ -219,15 +237,20 @@ class FrameCache:
         try:
             with open(shard, "rb") as handle:
                 handle.seek(entry.offset)
-                record = handle.read(sum(entry.frame_bytes))
+                record = handle.read(entry.length)
         except OSError as error:
             raise FrameCacheError(f"{video_id}: cannot read shard {shard}: {error}") from error
-        if len(record) != sum(entry.frame_bytes) or hashlib.sha256(record).hexdigest() != entry.sha256:
+        if len(record) != entry.length or hashlib.sha256(record).hexdigest() != entry.sha256:
             raise FrameCacheError(f"{video_id}: shard {shard} is truncated or corrupt (checksum mismatch)")
-        starts = np.concatenate(([0], np.cumsum(entry.frame_bytes)))
-        wanted = list(range(len(entry.frame_bytes)) if positions is None else positions)
-        blobs = [record[starts[i] : starts[i + 1]] for i in wanted]
-        return decode_images(blobs, entry.image_format), np.asarray(entry.timestamps, dtype=np.float64)[wanted]
+        header, frames = unpack_record(record)
+        return entry, header, frames
+
+    def read(self, video_id: str, positions: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """All cached frames of a video (or those at `positions` in the cache) and their timestamps."""
+        entry, header, frames = self._record(video_id)
+        wanted = list(range(entry.num_frames) if positions is None else positions)
+        timestamps = np.asarray(header["timestamps"], dtype=np.float64)[wanted]
+        return decode_images([frames[i] for i in wanted], entry.image_format), timestamps
 
     def sample(
         self, video_id: str, num_frames: int | None = None, fps: float | None = None, max_frames: int | None = None
@@ -239,17 +262,15 @@ class FrameCache:
         1/k fps) are exact; others (e.g. uniform `num_frames`) are at most half a cache step away (under one step
         past the last cached frame), and the returned timestamps are those of the frames actually returned.
         """
-        entry = self.entries.get(video_id)
-        if entry is None:
-            raise FrameCacheError(f"{video_id}: not in the frame cache {self.cache_dir}")
+        entry, header, frames = self._record(video_id)
         wanted = sample_frame_indices(
             entry.source_num_frames, entry.source_fps, num_frames=num_frames, fps=fps, max_frames=max_frames
         )
-        cached = np.asarray(entry.positions)
+        cached = np.asarray(header["positions"])
         nearest = np.abs(cached[None, :] - wanted[:, None]).argmin(axis=1)
         unique, inverse = np.unique(nearest, return_inverse=True)
-        frames, timestamps = self.read(video_id, unique.tolist())
-        return frames[inverse], timestamps[inverse]
+        decoded = decode_images([frames[i] for i in unique], entry.image_format)
+        return decoded[inverse], np.asarray(header["timestamps"], dtype=np.float64)[unique][inverse]
 
 
 def load_frames(

@@ -152,3 +152,14 @@ def test_inference_cli_reads_frames_from_the_cache(cached, tiny_checkpoint, monk
     assert infer.main(argv) == 0
     with pytest.raises(AssertionError, match="decoded the video"):
         infer.main([*argv[:-4], "--frame-cache", str(cache_dir), "--video-id", "not-cached"])
+
+
+def test_index_lines_stay_small_whatever_the_video_length(tmp_path):
+    """Per-frame data lives in the shard record, so 300K videos index in tens of MB, not gigabytes."""
+    writer = FrameCacheWriter(tmp_path, writer_id="w", size=8)
+    frames = np.zeros((1200, 8, 8, 3), np.uint8)  # a 20-minute video at 1 fps
+    writer.add("long", frames, np.arange(1200.0), np.arange(0, 36000, 30), 36000, 30.0)
+    (line,) = (tmp_path / "index-w.jsonl").read_text().splitlines()
+    assert len(line) < 400
+    cached, timestamps = FrameCache(tmp_path).read("long", [0, 1199])
+    assert cached.shape == (2, 8, 8, 3) and timestamps.tolist() == [0.0, 1199.0]
