@@ -39,16 +39,14 @@ class UpstreamReference:
         self.pooled_grid_size = pooled_grid_size
         self.pool_mode = pool_mode
         self.vision_tower = SiglipVisionModel(vision_config).eval()
-        vision_weights = {
-            key[len(UPSTREAM_VISION_PREFIX) :]: value
-            for key, value in state_dict.items()
-            if key.startswith(UPSTREAM_VISION_PREFIX) and not key[len(UPSTREAM_VISION_PREFIX) :].startswith("head.")
-        }
-        vision_weights = {
-            key: value
-            for key, value in vision_weights.items()
-            if not key.startswith("encoder.layers.") or int(key.split(".")[2]) < vision_config.num_hidden_layers
-        }
+        vision_weights = {}
+        for key, value in state_dict.items():
+            name = key[len(UPSTREAM_VISION_PREFIX) :]
+            if not key.startswith(UPSTREAM_VISION_PREFIX) or name.startswith("head."):
+                continue
+            if name.startswith("encoder.layers.") and int(name.split(".")[2]) >= vision_config.num_hidden_layers:
+                continue
+            vision_weights[name] = value
         self.vision_tower.load_state_dict(vision_weights, strict=True)
         self.language_model = Qwen2ForCausalLM(text_config).eval()
         text_weights = {
