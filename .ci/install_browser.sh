@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the browser test (tests/test_space_browser.py, marker "browser") needs:
+# Installs what the browser test (tests/space/test_space_server.py, marker "browser") needs:
 # Debian's chromium (never a browser downloaded by Playwright) and the Playwright Python driver.
 # Usage: bash .ci/install_browser.sh      (needs root for apt-get; safe to run twice)
 set -euo pipefail

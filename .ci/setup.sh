@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash .ci/install_browser.sh
-# torch 2.14.1 + torchvision 0.29.1 is the pair measured to work together here (see shared/NOTES.md).
+# torch 2.14.1 + torchvision 0.29.1: the pair measured to work together on the CI machine (the CPU-only 2.13 wheel
+# cannot import PyPI's torchvision: `operator torchvision::nms does not exist`).
 python3 -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 python3 -m pip install -q -e ".[dev]"

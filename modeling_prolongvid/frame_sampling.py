@@ -1,5 +1,9 @@
 """Frame-index sampling shared by the video processor, the video readers and the frame cache.
 
+The canonical file is ``processing/frame_sampling.py``; ``modeling_prolongvid/frame_sampling.py`` is a
+byte-identical copy, because a Hub checkpoint's remote code can only import files saved beside it
+(``tests/processing/test_frame_sampling.py`` keeps the two equal).
+
 The rules are upstream's (LLaVA-NeXT ``process_video_with_decord``), so that frames chosen here are the frames the
 released checkpoints were trained on:
 

@@ -41,8 +41,7 @@ import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from modeling_prolongvid.frame_sampling import sample_frame_indices
-
+from .frame_sampling import sample_frame_indices
 from .video_reader import load_video, probe_video
 
 logger = logging.getLogger(__name__)

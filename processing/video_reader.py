@@ -3,7 +3,7 @@
 decord decodes where it is known to be safe (MP4/MKV/AVI with H.264/HEVC/MPEG-4); PyAV decodes everything else
 (MPEG-TS, WebM/VP9, ...) and takes over whenever decord raises or disagrees with the demuxer. Which frames to read
 is decided once, from a PyAV demux index shared by both backends, with the upstream sampling rules
-(:func:`modeling_prolongvid.frame_sampling.sample_frame_indices`) applied to the frames of the ``[start, end]``
+(:func:`processing.frame_sampling.sample_frame_indices`) applied to the frames of the ``[start, end]``
 window, so both backends return the same frames with the same timestamps.
 
 Example:
@@ -25,10 +25,9 @@ from numbers import Integral
 
 import numpy as np
 
-from modeling_prolongvid.frame_sampling import sample_frame_indices
-
 from .decord_backend import decode_frames_decord, decord_refusal
 from .frame_index import FrameIndex, build_frame_index
+from .frame_sampling import sample_frame_indices
 from .pyav_backend import decode_frames_pyav
 
 logger = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ except ImportError:
 
 import gradio as gr  # noqa: E402
 
-from modeling_prolongvid.infer import (  # noqa: E402
+from modeling_prolongvid.inference import (  # noqa: E402
     TINY_MODEL_ID,
     InputError,
     Media,
@@ -61,10 +61,7 @@ SAMPLE_VIDEO = EXAMPLES_DIR / "sample.mp4"
 SQUARES_VIDEO = EXAMPLES_DIR / "squares.mp4"
 SAMPLE_IMAGE = EXAMPLES_DIR / "sample.png"
 ERROR_PREFIX = "⚠ "
-MAX_VIDEO_SECONDS = float(os.environ.get("PROLONGVID_MAX_VIDEO_MINUTES", "180")) * 60
-MAX_UPLOAD = os.environ.get("PROLONGVID_MAX_UPLOAD", "1gb")
-CONCURRENCY = int(os.environ.get("PROLONGVID_CONCURRENCY", "1"))
-QUEUE_SIZE = int(os.environ.get("PROLONGVID_QUEUE_SIZE", "20"))
+DEFAULT_MAX_VIDEO_MINUTES = 180.0
 # Frames are decoded at least this large so the frame strip stays legible; the processor resizes them for the model.
 STRIP_FRAME_SIZE = 160
 
@@ -113,20 +110,6 @@ def load_app_model(requested: str | None) -> tuple[object, object, str | None]:
             raise
         logger.warning("Could not load %s (%s): serving the tiny demo weights.", model_id, error)
         return (*load_model(TINY_MODEL_ID), f"{model_id} could not be loaded ({type(error).__name__})")
-
-
-def _requested_model() -> str | None:
-    """`--model` when run as a script, else `$PROLONGVID_MODEL`; None means the default with its fallback."""
-    parser = argparse.ArgumentParser(description="ProLongVid Gradio Space", allow_abbrev=False)
-    parser.add_argument("--model", default=os.environ.get("PROLONGVID_MODEL") or None, help="Hub id or directory.")
-    return parser.parse_known_args(sys.argv[1:] if __name__ == "__main__" else [])[0].model
-
-
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-MODEL, PROCESSOR, DEMO_NOTICE = load_app_model(_requested_model())
-DEFAULT_FRAMES = MODEL.config.num_frames or 64
-MAX_FRAMES = MODEL.config.max_frames
-MIN_FRAMES = min(32, DEFAULT_FRAMES)
 
 
 # ---------------------------------------------------------------- conversation parsing
@@ -207,85 +190,106 @@ def frame_strip(media: Media) -> list[tuple]:
 # ---------------------------------------------------------------- the chat function
 
 
-def respond(
-    message: dict | str, history: list[dict], num_frames: float = DEFAULT_FRAMES, max_new_tokens: float = 512
-) -> Iterator[tuple[str, object]]:
-    """Stream an answer: yields `(growing answer, frame strip update)`.
+class VideoChat:
+    """The chat function of the Space over one loaded `(model, processor)`.
 
-    Problems with the input (no video, unreadable file, too long, too many frames, empty question) are answered
-    with a chat message starting with "⚠" instead of an exception, so the app keeps serving.
+    >>> chat = VideoChat(model, processor)  # doctest: +SKIP
+    >>> for text, strip in chat.respond({"text": "What happens?", "files": ["clip.mp4"]}, [], 32, 256): ...  # doctest: +SKIP
     """
-    question, media_path, earlier = parse_conversation(message, history)
-    if media_path is None:
-        yield f"{ERROR_PREFIX}Upload a video (or an image) with the paperclip button, then ask about it.", gr.skip()
-        return
-    if not question:
-        yield f"{ERROR_PREFIX}The question is empty: type what you want to know about the video.", gr.skip()
-        return
-    try:
-        media = load_media(
-            media_path,
-            MODEL,
-            int(num_frames),
-            int(max_new_tokens),
-            max_video_seconds=MAX_VIDEO_SECONDS,
-            frame_size=max(MODEL.config.vision_config.image_size, STRIP_FRAME_SIZE),
-        )
-    except InputError as error:
-        yield f"{ERROR_PREFIX}{error}", []
-        return
-    except Exception as error:  # a reader bug must not take the app down: report it and keep serving
-        logger.exception("reading %s failed", media_path)
-        yield f"{ERROR_PREFIX}Could not read {Path(media_path).name!r} ({type(error).__name__}: {error}).", []
-        return
-    yield "", frame_strip(media)
 
-    text = ""
-    try:
-        messages = build_messages(question, media.kind, earlier)
-        batch = prepare_inputs(PROCESSOR, messages, media, MODEL.device, MODEL.dtype)
-        for piece in stream_generate(MODEL, PROCESSOR, batch, int(max_new_tokens)):
-            text += piece
-            if piece:
-                yield text, gr.skip()
-    except Exception as error:  # e.g. out of GPU memory: tell this user, log it, keep serving the others
-        logger.exception("generation failed")
-        yield f"{ERROR_PREFIX}Generation failed ({type(error).__name__}: {error}). Try fewer frames.", gr.skip()
-        return
-    if not text.strip():
-        yield "(The model returned an empty answer.)", gr.skip()
+    def __init__(self, model, processor, max_video_seconds: float = DEFAULT_MAX_VIDEO_MINUTES * 60):
+        self.model = model
+        self.processor = processor
+        self.max_video_seconds = max_video_seconds
 
+    def respond(
+        self, message: dict | str, history: list[dict], num_frames: float, max_new_tokens: float = 512
+    ) -> Iterator[tuple[str, object]]:
+        """Stream an answer: yields `(growing answer, frame strip update)`.
 
-if spaces is not None:
-    respond = spaces.GPU(duration=120)(respond)
+        Problems with the input (no video, unreadable file, too long, too many frames, empty question) are answered
+        with a chat message starting with "⚠" instead of an exception, so the app keeps serving.
+        """
+        question, media_path, earlier = parse_conversation(message, history)
+        if media_path is None:
+            yield (
+                f"{ERROR_PREFIX}Upload a video (or an image) with the paperclip button, then ask about it.",
+                gr.skip(),
+            )
+            return
+        if not question:
+            yield f"{ERROR_PREFIX}The question is empty: type what you want to know about the video.", gr.skip()
+            return
+        model = self.model
+        try:
+            media = load_media(
+                media_path,
+                model,
+                int(num_frames),
+                int(max_new_tokens),
+                max_video_seconds=self.max_video_seconds,
+                frame_size=max(model.config.vision_config.image_size, STRIP_FRAME_SIZE),
+            )
+        except InputError as error:
+            yield f"{ERROR_PREFIX}{error}", []
+            return
+        except Exception as error:  # a reader bug must not take the app down: report it and keep serving
+            logger.exception("reading %s failed", media_path)
+            yield f"{ERROR_PREFIX}Could not read {Path(media_path).name!r} ({type(error).__name__}: {error}).", []
+            return
+        yield "", frame_strip(media)
+
+        text = ""
+        try:
+            messages = build_messages(question, media.kind, earlier)
+            batch = prepare_inputs(self.processor, messages, media, model.device, model.dtype)
+            for piece in stream_generate(model, self.processor, batch, int(max_new_tokens)):
+                text += piece
+                if piece:
+                    yield text, gr.skip()
+        except Exception as error:  # e.g. out of GPU memory: tell this user, log it, keep serving the others
+            logger.exception("generation failed")
+            yield f"{ERROR_PREFIX}Generation failed ({type(error).__name__}: {error}). Try fewer frames.", gr.skip()
+            return
+        if not text.strip():
+            yield "(The model returned an empty answer.)", gr.skip()
 
 
 # ---------------------------------------------------------------- the interface
 
 
-def build_demo() -> gr.Blocks:
-    """The Blocks app: settings on top, the chat on the left, the sampled frames with their timestamps on the right."""
-    if DEMO_NOTICE:
+def build_demo(chat: VideoChat, demo_notice: str | None = None) -> gr.Blocks:
+    """The Blocks app around `chat`: settings on top, the chat on the left, the sampled frames with their timestamps
+    on the right. `demo_notice` (why demo weights are serving) puts a banner on the page.
+
+        >>> demo = build_demo(VideoChat(model, processor))  # doctest: +SKIP
+        >>> demo.queue().launch()  # doctest: +SKIP
+    """
+    config = chat.model.config
+    default_frames = config.num_frames or 64
+    min_frames = min(32, default_frames)
+    if demo_notice:
         banner = (
-            f"> **Demo weights** ({DEMO_NOTICE}): a tiny model with *random* weights is serving, so answers are "
+            f"> **Demo weights** ({demo_notice}): a tiny model with *random* weights is serving, so answers are "
             f"gibberish. Set `PROLONGVID_MODEL` to `{DEFAULT_MODEL_ID}` (or a local checkpoint) for real answers."
         )
     else:
-        banner = f"Model: `{MODEL.name_or_path}`."
+        banner = f"Model: `{chat.model.name_or_path}`."
     description = (
         "Upload a video (or an image) with the paperclip button and ask about it; follow-up questions keep the video. "
         f"The model sees **Frames** frames sampled uniformly over the whole video.\n\n{banner}"
     )
     examples = [  # [message, frames, max new tokens]
-        [{"text": "What happens in this video?", "files": [str(SAMPLE_VIDEO)]}, DEFAULT_FRAMES, 256],
-        [{"text": "How many squares appear, in which order?", "files": [str(SQUARES_VIDEO)]}, MIN_FRAMES, 128],
-        [{"text": "Describe this image.", "files": [str(SAMPLE_IMAGE)]}, DEFAULT_FRAMES, 128],
+        [{"text": "What happens in this video?", "files": [str(SAMPLE_VIDEO)]}, default_frames, 256],
+        [{"text": "How many squares appear, in which order?", "files": [str(SQUARES_VIDEO)]}, min_frames, 128],
+        [{"text": "Describe this image.", "files": [str(SAMPLE_IMAGE)]}, default_frames, 128],
     ]
+    respond = chat.respond if spaces is None else spaces.GPU(duration=120)(chat.respond)
     with gr.Blocks(title="ProLongVid", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# ProLongVid: long-video chat")
         gr.Markdown(description, elem_id="model-notice")
         with gr.Row():
-            frames = gr.Slider(MIN_FRAMES, MAX_FRAMES, value=DEFAULT_FRAMES, step=1, label="Frames")
+            frames = gr.Slider(min_frames, config.max_frames, value=default_frames, step=1, label="Frames")
             max_new_tokens = gr.Slider(16, 2048, value=512, step=16, label="Max new tokens")
         strip = gr.Gallery(
             label="Frames the model saw",
@@ -322,9 +326,31 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
-demo = build_demo()
+def main(argv: list[str] | None = None) -> None:
+    """`python space/app.py [--model ID_OR_PATH]`: load the model once, then serve until interrupted."""
+    parser = argparse.ArgumentParser(
+        description="ProLongVid Gradio Space (settings also come from PROLONGVID_* environment variables).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("PROLONGVID_MODEL") or None,
+        help=f"Hub id or directory (default: {DEFAULT_MODEL_ID}, with demo weights as its offline fallback).",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    model, processor, demo_notice = load_app_model(args.model)
+    max_minutes = float(os.environ.get("PROLONGVID_MAX_VIDEO_MINUTES", DEFAULT_MAX_VIDEO_MINUTES))
+    demo = build_demo(VideoChat(model, processor, max_video_seconds=max_minutes * 60), demo_notice)
+    demo.queue(
+        default_concurrency_limit=int(os.environ.get("PROLONGVID_CONCURRENCY", "1")),
+        max_size=int(os.environ.get("PROLONGVID_QUEUE_SIZE", "20")),
+    ).launch(
+        max_file_size=os.environ.get("PROLONGVID_MAX_UPLOAD", "1gb"),
+        allowed_paths=[str(EXAMPLES_DIR)],
+        show_error=True,
+    )
+
 
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE).launch(
-        max_file_size=MAX_UPLOAD, allowed_paths=[str(EXAMPLES_DIR)], show_error=True
-    )
+    main()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -21,10 +23,17 @@ def test_readme_opens_with_demo_and_test_commands():
     assert tests.strip() in (ROOT / ".ci" / "run").read_text(), ".ci/run must run the README's test command"
 
 
-def test_readme_files_exist():
-    pattern = r"`((?:modeling_prolongvid|processing|recipes|dataset_builder|space|tests|benchmarks)/[\w./-]*)`"
-    for path in re.findall(pattern, README):
-        assert (ROOT / path).exists(), path
+DOCUMENTS = ["README.md", "space/README.md", ".ci/run", ".ci/setup.sh", ".ci/install_browser.sh"]
+TOP_LEVEL = r"(?:modeling_prolongvid|processing|recipes|dataset_builder|space|tests|benchmarks|evaluation)"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_files_named_in_the_docs_exist(document):
+    text = (ROOT / document).read_text()
+    named = set(re.findall(rf"`({TOP_LEVEL}/[\w./-]*)`", text))
+    named |= set(re.findall(rf"(?<![\w/.]){TOP_LEVEL}/[\w/-]+\.(?:py|yaml|json|sh|md|txt)\b", text))
+    missing = sorted(path for path in named if not (ROOT / path).exists())
+    assert not missing, f"{document} names files that do not exist: {missing}"
 
 
 def test_readme_inference_snippet_runs(tiny_checkpoint, make_video, tmp_path, monkeypatch):

@@ -8,28 +8,32 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 APP_PATH = REPO / "space" / "app.py"
 SAMPLE_VIDEO = str(REPO / "space" / "examples" / "sample.mp4")
 SAMPLE_IMAGE = str(REPO / "space" / "examples" / "sample.png")
 
 
 @pytest.fixture(scope="module")
-def app(tiny_checkpoint, tmp_path_factory):
-    """`space/app.py` imported as a module, serving the tiny checkpoint (loaded once, at import)."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PROLONGVID_MODEL", str(tiny_checkpoint))
-        env.setenv("PROLONGVID_CACHE", str(tmp_path_factory.mktemp("prolongvid-cache")))
-        env.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio-uploads")))
-        spec = importlib.util.spec_from_file_location("prolongvid_space_app", APP_PATH)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
+def app():
+    """`space/app.py` imported as a module: importing it loads no model and starts no server."""
+    spec = importlib.util.spec_from_file_location("prolongvid_space_app", APP_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def run(app, message, history=(), frames=8, max_new_tokens=24):
+@pytest.fixture(scope="module")
+def chat(app, tiny_checkpoint):
+    """The Space's chat function over its own copy of the tiny checkpoint."""
+    model, processor, notice = app.load_app_model(str(tiny_checkpoint))
+    assert notice is None
+    return app.VideoChat(model, processor)
+
+
+def run(chat, message, history=(), frames=8, max_new_tokens=24):
     """All `(text, strip)` pairs `respond` yields."""
-    return list(app.respond(message, list(history), frames, max_new_tokens))
+    return list(chat.respond(message, list(history), frames, max_new_tokens))
 
 
 def assert_streamed_answer(app, outputs):
@@ -41,8 +45,8 @@ def assert_streamed_answer(app, outputs):
         assert longer.startswith(shorter) and len(longer) > len(shorter)
 
 
-def test_video_question_streams_growing_strings_and_shows_the_frame_strip(app):
-    outputs = run(app, {"text": "What happens in this video?", "files": [SAMPLE_VIDEO]}, frames=8)
+def test_video_question_streams_growing_strings_and_shows_the_frame_strip(app, chat):
+    outputs = run(chat, {"text": "What happens in this video?", "files": [SAMPLE_VIDEO]}, frames=8)
     text, strip = outputs[0]
     assert text == ""
     assert len(strip) == 8
@@ -53,13 +57,13 @@ def test_video_question_streams_growing_strings_and_shows_the_frame_strip(app):
     assert_streamed_answer(app, outputs[1:])
 
 
-def test_image_question_streams_growing_strings(app):
-    outputs = run(app, {"text": "Describe this image.", "files": [{"path": SAMPLE_IMAGE}]})
+def test_image_question_streams_growing_strings(app, chat):
+    outputs = run(chat, {"text": "Describe this image.", "files": [{"path": SAMPLE_IMAGE}]})
     assert [caption for _, caption in outputs[0][1]] == ["image"]
     assert_streamed_answer(app, outputs[1:])
 
 
-def test_follow_up_question_keeps_the_video(app):
+def test_follow_up_question_keeps_the_video(app, chat):
     history = [  # as gradio's Chatbot hands it over
         {
             "role": "user",
@@ -75,7 +79,7 @@ def test_follow_up_question_keeps_the_video(app):
         SAMPLE_VIDEO,
         [("What happens?", "A red ball rolls.")],
     )
-    outputs = run(app, {"text": "And then?", "files": []}, history, frames=8)
+    outputs = run(chat, {"text": "And then?", "files": []}, history, frames=8)
     assert len(outputs[0][1]) == 8
     assert_streamed_answer(app, outputs[1:])
 
@@ -107,7 +111,7 @@ def test_parse_conversation_in_the_api_state_form_skips_failed_turns_and_resets_
         ("broken.png", "What is it?", "'broken.png' is not a readable image"),
     ],
 )
-def test_bad_input_gets_a_chat_message_and_the_app_keeps_serving(app, tmp_path, upload, question, expected):
+def test_bad_input_gets_a_chat_message_and_the_app_keeps_serving(app, chat, tmp_path, upload, question, expected):
     files = []
     if upload == "sample":
         files = [SAMPLE_VIDEO]
@@ -115,35 +119,35 @@ def test_bad_input_gets_a_chat_message_and_the_app_keeps_serving(app, tmp_path, 
         path = tmp_path / upload
         path.write_bytes(b"" if upload.startswith("empty") else b"just some text")
         files = [str(path)]
-    outputs = run(app, {"text": question, "files": files})
+    outputs = run(chat, {"text": question, "files": files})
     assert len(outputs) == 1
     assert outputs[0][0].startswith(app.ERROR_PREFIX) and expected in outputs[0][0], outputs[0][0]
     assert str(tmp_path) not in outputs[0][0]
-    assert_streamed_answer(app, run(app, {"text": "What happens?", "files": [SAMPLE_VIDEO]})[1:])
+    assert_streamed_answer(app, run(chat, {"text": "What happens?", "files": [SAMPLE_VIDEO]})[1:])
 
 
-def test_video_longer_than_the_limit(app, monkeypatch):
-    monkeypatch.setattr(app, "MAX_VIDEO_SECONDS", 5.0)
-    [(text, strip)] = run(app, {"text": "What happens?", "files": [SAMPLE_VIDEO]})
+def test_video_longer_than_the_limit(app, chat, monkeypatch):
+    monkeypatch.setattr(chat, "max_video_seconds", 5.0)
+    [(text, strip)] = run(chat, {"text": "What happens?", "files": [SAMPLE_VIDEO]})
     assert text.startswith(app.ERROR_PREFIX) and "lasts 8 s; videos up to 5 s" in text and strip == []
 
 
-def test_too_many_frames_for_the_context(app, monkeypatch):
-    monkeypatch.setattr(app.MODEL.config.text_config, "max_position_embeddings", 512)
-    [(text, _)] = run(app, {"text": "What happens?", "files": [SAMPLE_VIDEO]}, frames=64, max_new_tokens=128)
+def test_too_many_frames_for_the_context(app, chat, monkeypatch):
+    monkeypatch.setattr(chat.model.config.text_config, "max_position_embeddings", 512)
+    [(text, _)] = run(chat, {"text": "What happens?", "files": [SAMPLE_VIDEO]}, frames=64, max_new_tokens=128)
     assert text.startswith(app.ERROR_PREFIX) and "use at most 21 frames" in text  # (512 - 256 - 128) // 6
 
 
-def test_a_failing_generation_becomes_a_chat_message(app, monkeypatch):
+def test_a_failing_generation_becomes_a_chat_message(app, chat, monkeypatch):
     def out_of_memory(*args, **kwargs):
         yield "partial"
         raise RuntimeError("CUDA out of memory")
 
     monkeypatch.setattr(app, "stream_generate", out_of_memory)
-    outputs = run(app, {"text": "What happens?", "files": [SAMPLE_VIDEO]})
+    outputs = run(chat, {"text": "What happens?", "files": [SAMPLE_VIDEO]})
     assert outputs[-1][0].startswith(app.ERROR_PREFIX) and "CUDA out of memory" in outputs[-1][0]
     monkeypatch.undo()
-    assert_streamed_answer(app, run(app, {"text": "What happens?", "files": [SAMPLE_VIDEO]})[1:])
+    assert_streamed_answer(app, run(chat, {"text": "What happens?", "files": [SAMPLE_VIDEO]})[1:])
 
 
 def test_demo_weights_fallback_when_the_default_model_is_unreachable(app, monkeypatch, tmp_path):
@@ -160,3 +164,12 @@ def test_demo_weights_fallback_when_the_default_model_is_unreachable(app, monkey
     monkeypatch.setattr(app, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(SystemExit, match="unreachable"):
         app.load_app_model("someone/some-model")
+
+
+def test_build_demo_wires_the_chat_and_the_frame_settings_of_the_model(app, chat):
+    demo = app.build_demo(chat, demo_notice="offline")
+    sliders = [block for block in demo.blocks.values() if type(block).__name__ == "Slider"]
+    frames = next(slider for slider in sliders if slider.label == "Frames")
+    assert frames.maximum == chat.model.config.max_frames and frames.value == chat.model.config.num_frames
+    notice = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "model-notice")
+    assert "Demo weights" in notice.value and "offline" in notice.value

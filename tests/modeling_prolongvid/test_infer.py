@@ -1,4 +1,4 @@
-"""Command-line inference (`python -m modeling_prolongvid.infer`) and the helpers the Space shares with it."""
+"""Command-line inference (`python -m modeling_prolongvid.infer`) and the inference service the Space shares."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from modeling_prolongvid.infer import (
+from modeling_prolongvid.infer import main
+from modeling_prolongvid.inference import (
     InputError,
     build_messages,
     load_media,
     load_model,
-    main,
     max_frames_for_context,
     prepare_inputs,
     stream_generate,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE_VIDEO = REPO / "space" / "examples" / "sample.mp4"
 SAMPLE_IMAGE = REPO / "space" / "examples" / "sample.png"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 README_COMMAND = "python space/app.py"
 SAMPLE_VIDEO = REPO / "space" / "examples" / "sample.mp4"
 ARTIFACTS = REPO / "artifacts"

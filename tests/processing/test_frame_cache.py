@@ -8,9 +8,9 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from modeling_prolongvid.frame_sampling import sample_frame_indices
 from processing import load_video, probe_video
 from processing.frame_cache import FrameCache, FrameCacheWriter, load_frames
+from processing.frame_sampling import sample_frame_indices
 from tests.conftest import write_video
 
 

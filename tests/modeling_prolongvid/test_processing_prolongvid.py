@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from modeling_prolongvid import ProLongVidVideoProcessor
-from modeling_prolongvid.frame_sampling import sample_frame_indices
 from modeling_prolongvid.tiny_checkpoint import build_tiny_processor
+from processing.frame_sampling import sample_frame_indices
 
 CONVERSATION = [
     {"role": "user", "content": [{"type": "text", "text": "What happens?"}, {"type": "video"}]},

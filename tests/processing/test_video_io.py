@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import processing.video_reader as video_reader
-from modeling_prolongvid.frame_sampling import sample_frame_indices
 from processing import VideoReadError, load_video, probe_video
 from processing.frame_index import build_frame_index
+from processing.frame_sampling import sample_frame_indices
 from processing.pyav_backend import decode_frames_pyav
 
 BITS = 12

@@ -1,0 +1,299 @@
+"""The inference service shared by the command line (`modeling_prolongvid.infer`) and the Gradio Space.
+
+Load a model once, check and read the user's media, build the chat prompt, and stream a greedy answer:
+
+    >>> from modeling_prolongvid.inference import answer, load_model
+    >>> model, processor = load_model("tiny")
+    >>> text = answer(model, processor, "space/examples/sample.mp4", "What moves?", num_frames=8, max_new_tokens=8)
+
+`load_model("tiny")` builds (once, into `~/.cache/prolongvid/tiny-demo`) a tiny random-weight checkpoint: it runs
+anywhere in seconds and answers gibberish, which is what the tests and offline demos need.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+)
+
+import modeling_prolongvid  # noqa: F401  (registers the Auto classes)
+from processing import VideoReadError, probe_video
+from processing.frame_cache import FrameCache, load_frames
+
+TINY_MODEL_ID = "tiny"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+# Room kept free in the context for the chat template, system prompt and question.
+PROMPT_TOKEN_RESERVE = 256
+DEFAULT_MAX_VIDEO_SECONDS = 3 * 60 * 60.0
+
+
+class InputError(ValueError):
+    """A problem with the user's input (file, question or settings), phrased for the user, fix included."""
+
+
+@dataclass
+class Media:
+    """What the model is shown: `frames` uint8 (T, H, W, 3) RGB with `timestamps` float64 (T,) seconds for a
+    video, or a single `image`."""
+
+    path: str
+    frames: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
+    image: Image.Image | None = None
+
+    @property
+    def kind(self) -> str:
+        return "image" if self.image is not None else "video"
+
+
+def tiny_cache_dir() -> Path:
+    """Where `load_model("tiny")` keeps its checkpoint (`$PROLONGVID_CACHE/tiny-demo`, default `~/.cache/prolongvid`)."""
+    return Path(os.environ.get("PROLONGVID_CACHE", Path.home() / ".cache" / "prolongvid")) / "tiny-demo"
+
+
+def ensure_tiny_checkpoint(directory: Path | None = None) -> Path:
+    """Build the tiny random-weight checkpoint into `directory` unless it is already there. Returns the directory.
+
+    Built into a temporary sibling and renamed, so two processes starting at once never see a half-written one.
+    """
+    from modeling_prolongvid.tiny_checkpoint import build_tiny_checkpoint
+
+    directory = Path(directory or tiny_cache_dir())
+    if (directory / "config.json").is_file():
+        return directory
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=directory.parent))
+    build_tiny_checkpoint(staging)
+    try:
+        staging.rename(directory)
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def load_model(
+    model_id: str,
+    device: str | None = None,
+    dtype: torch.dtype | None = None,
+    attn_implementation: str = "sdpa",
+) -> tuple[torch.nn.Module, object]:
+    """Load `(model, processor)` from a Hub id, a local directory, or `"tiny"` (random demo weights).
+
+    By default the weights are bf16 on CUDA and fp32 on CPU; attention is `attn_implementation` ("sdpa", or
+    "flash_attention_2" where installed). The model is in eval mode.
+
+        >>> model, processor = load_model("tiny", device="cpu")
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    if model_id != TINY_MODEL_ID:
+        return _load(model_id, device, dtype, attn_implementation)
+    try:
+        return _load(str(ensure_tiny_checkpoint()), device, dtype, attn_implementation)
+    except (OSError, ValueError, TypeError):  # a cache written by an older version of this package: rebuild it
+        shutil.rmtree(tiny_cache_dir(), ignore_errors=True)
+        return _load(str(ensure_tiny_checkpoint()), device, dtype, attn_implementation)
+
+
+def _load(model_id: str, device: str, dtype: torch.dtype, attn_implementation: str):
+    # Loading our own registered classes: no remote code is needed (and without the flag transformers prompts).
+    processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=False)
+    model = AutoModelForImageTextToText.from_pretrained(
+        model_id, dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=False
+    )
+    return model.to(device).eval(), processor
+
+
+def context_length(model: torch.nn.Module) -> int:
+    """Positions the language model was built for (`text_config.max_position_embeddings`)."""
+    return model.config.text_config.max_position_embeddings
+
+
+def max_frames_for_context(model: torch.nn.Module, max_new_tokens: int) -> int:
+    """Largest frame count whose video tokens, the prompt reserve and `max_new_tokens` fit the context."""
+    budget = context_length(model) - PROMPT_TOKEN_RESERVE - max_new_tokens
+    frames = 0
+    while frames < model.config.max_frames and model.config.num_video_tokens(frames + 1) <= budget:
+        frames += 1
+    return frames
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def load_media(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    num_frames: int,
+    max_new_tokens: int,
+    max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS,
+    frame_size: int | None = None,
+    frame_cache: FrameCache | None = None,
+    video_id: str | None = None,
+) -> Media:
+    """Read an image, or sample `num_frames` frames of a video, after checking everything the user can get wrong.
+
+    Raises `InputError` (a `ValueError`) with a user-facing message for: a file that is not a readable image or
+    video, an empty video, a video longer than `max_video_seconds`, a frame count outside `[1, config.max_frames]`,
+    or more frames than fit the model's context with `max_new_tokens` to generate. `frame_size` resizes frames
+    while decoding (square); by default the vision tower's input size. With `frame_cache` (written by
+    `dataset_builder annotate`), frames of `video_id` (default: the file's stem) come from the cache when it holds
+    them, else from decoding the file.
+    """
+    path = str(path)
+    name = Path(path).name
+    if not Path(path).is_file():
+        raise InputError(f"The file {name!r} does not exist or was not uploaded completely: upload it again.")
+    if is_image_path(path):
+        try:
+            with Image.open(path) as image:
+                return Media(path=path, image=image.convert("RGB"))
+        except (OSError, ValueError) as error:
+            reason = str(error).replace(path, name)
+            raise InputError(
+                f"{name!r} is not a readable image ({reason}): upload a PNG, JPEG or WebP file."
+            ) from None
+
+    max_frames = model.config.max_frames
+    if not 1 <= num_frames <= max_frames:
+        raise InputError(f"Frames must be between 1 and {max_frames}, got {num_frames}: change the Frames setting.")
+    fitting = max_frames_for_context(model, max_new_tokens)
+    if num_frames > fitting:
+        raise InputError(
+            f"{num_frames} frames need {model.config.num_video_tokens(num_frames)} video tokens, more than the "
+            f"model's context of {context_length(model)} tokens leaves after {max_new_tokens} new tokens: use at "
+            f"most {fitting} frames (or fewer max new tokens)."
+        )
+    try:
+        info = probe_video(path)
+    except VideoReadError as error:  # its message names the file, the problem and the fix
+        raise InputError(str(error).replace(path, name)) from None
+    if info.num_frames < 1 or info.duration <= 0:
+        raise InputError(f"{name!r} contains no video frames (zero-length video): upload a video that plays.")
+    if info.duration > max_video_seconds:
+        raise InputError(
+            f"{name!r} lasts {_format_duration(info.duration)}; videos up to {_format_duration(max_video_seconds)} "
+            f"are accepted: trim it first, e.g. `ffmpeg -i in.mp4 -t 600 -c copy out.mp4`."
+        )
+    size = frame_size or model.config.vision_config.image_size
+    try:
+        frames, timestamps = load_frames(
+            path, video_id, num_frames=min(num_frames, info.num_frames), cache=frame_cache, size=size
+        )
+    except VideoReadError as error:
+        raise InputError(str(error).replace(path, name)) from None
+    if len(frames) == 0:
+        raise InputError(f"{name!r} contains no decodable frames: re-encode it, e.g. to H.264 MP4.")
+    return Media(path=path, frames=frames, timestamps=timestamps)
+
+
+def _format_duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def build_messages(question: str, media_kind: str, history: list[tuple[str, str]] = ()) -> list[dict]:
+    """Chat messages for the processor's template: the media goes first in the first user turn.
+
+    `history` holds earlier `(question, answer)` turns about the same media.
+
+        >>> build_messages("And then?", "video", [("What happens?", "A ball rolls.")])[0]["content"][0]
+        {'type': 'video'}
+    """
+    turns = [*history, (question, None)]
+    messages = []
+    for index, (user_text, assistant_text) in enumerate(turns):
+        content = [{"type": media_kind}] if index == 0 else []
+        content.append({"type": "text", "text": user_text})
+        messages.append({"role": "user", "content": content})
+        if assistant_text is not None:
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": assistant_text}]})
+    return messages
+
+
+def prepare_inputs(processor, messages: list[dict], media: Media, device: torch.device, dtype: torch.dtype):
+    """Tokenize the conversation and preprocess the media into a batch of one on `device`.
+
+    Returns a `BatchFeature` with `input_ids (1, L)`, `attention_mask (1, L)` and either
+    `pixel_values_videos (1, T, 3, H, W)` or the anyres image tensors.
+    """
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    if media.kind == "video":
+        batch = processor(text=[prompt], videos=[media.frames], return_tensors="pt")
+    else:
+        batch = processor(text=[prompt], images=[media.image], return_tensors="pt")
+    return batch.to(device, dtype=dtype)
+
+
+class _StopOnEvent(StoppingCriteria):
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> bool:
+        return self.event.is_set()
+
+
+def stream_generate(
+    model, processor, batch, max_new_tokens: int, stop: threading.Event | None = None
+) -> Iterator[str]:
+    """Generate greedily in a background thread, yielding decoded text pieces as they arrive.
+
+    Closing the iterator early (or setting `stop`) stops generation at the next token. An exception raised by
+    `generate` is re-raised here instead of leaving the caller waiting.
+    """
+    stop = stop or threading.Event()
+    streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                model.generate(
+                    **batch,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
+                )
+        except BaseException as error:  # noqa: BLE001  (handed to the consumer thread)
+            failure.append(error)
+            streamer.end()
+
+    thread = threading.Thread(target=run, name="prolongvid-generate", daemon=True)
+    thread.start()
+    try:
+        yield from streamer
+    finally:
+        stop.set()
+        thread.join()
+    if failure:
+        raise failure[0]
+
+
+def answer(
+    model,
+    processor,
+    path: str | os.PathLike,
+    question: str,
+    num_frames: int | None = None,
+    max_new_tokens: int = 512,
+) -> str:
+    """Answer one question about a video or image file. Returns the decoded answer."""
+    media = load_media(path, model, num_frames or model.config.num_frames, max_new_tokens)
+    batch = prepare_inputs(processor, build_messages(question, media.kind), media, model.device, model.dtype)
+    return "".join(stream_generate(model, processor, batch, max_new_tokens))
