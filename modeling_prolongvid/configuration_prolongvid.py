@@ -65,6 +65,7 @@ class ProLongVidConfig(LlavaOnevisionConfig):
     >>> config.num_video_tokens(num_frames=4)
     24
     >>> model = ProLongVidForConditionalGeneration(config)
+
     ```
     """
 

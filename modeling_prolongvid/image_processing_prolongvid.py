@@ -21,6 +21,7 @@ class ProLongVidImageProcessor(LlavaOnevisionImageProcessor):
     >>> out = ProLongVidImageProcessor()(np.zeros((300, 500, 3), dtype=np.uint8), return_tensors="pt")
     >>> out["image_sizes"].tolist()
     [[300, 500]]
+
     ```
     """
 

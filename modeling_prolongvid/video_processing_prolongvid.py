@@ -41,6 +41,7 @@ class ProLongVidVideoProcessor(BaseVideoProcessor):
     >>> out = ProLongVidVideoProcessor()(video, do_sample_frames=True, num_frames=8, return_tensors="pt")
     >>> tuple(out["pixel_values_videos"].shape)
     (1, 8, 3, 384, 384)
+
     ```
     """
 

@@ -41,7 +41,9 @@ def test_readme_inference_snippet_runs(tiny_checkpoint, make_video, tmp_path, mo
     assert len(snippet.strip().splitlines()) < 15
     make_video("clip.mp4", num_frames=20)
     monkeypatch.chdir(tmp_path)
-    snippet = snippet.replace('"ProLongVid-7B-hf"', repr(str(tiny_checkpoint))).replace(
+    space_default = re.search(r'^DEFAULT_MODEL_ID = "(.+)"$', (ROOT / "space" / "app.py").read_text(), re.M)[1]
+    assert f'"{space_default}"' in snippet, "the README snippet and the Space load different default models"
+    snippet = snippet.replace(f'"{space_default}"', repr(str(tiny_checkpoint))).replace(
         "max_new_tokens=256", "max_new_tokens=4"
     )
     namespace = {}
