@@ -9,6 +9,8 @@ Settings (environment variables):
     PROLONGVID_MODEL              Hub id or local directory (default prolongvid/ProLongVid-7B-hf); "tiny" = demo weights
     PROLONGVID_MAX_VIDEO_MINUTES  longest accepted video (default 180)
     PROLONGVID_MAX_UPLOAD         largest accepted upload (default "1gb")
+    PROLONGVID_UPLOAD_QUOTA       total size of the upload folder (default "4gb"); least recently used files go first
+    PROLONGVID_UPLOAD_TTL_MINUTES uploads never sent with a question are removed after this long (default 10)
     PROLONGVID_CONCURRENCY        generations running at once (default 1); others wait in the queue
     PROLONGVID_QUEUE_SIZE         requests allowed to wait (default 20)
     GRADIO_SERVER_NAME / _PORT    bind address (default 127.0.0.1:7860; Spaces sets 0.0.0.0)
@@ -17,6 +19,7 @@ Settings (environment variables):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import socket
@@ -34,6 +37,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Space has `modeling_prolongvid/` and `processing/` next to this file (see README.md).
 if not (APP_DIR / "modeling_prolongvid").is_dir() and (APP_DIR.parent / "modeling_prolongvid").is_dir():
     sys.path.insert(0, str(APP_DIR.parent))
+if str(APP_DIR) not in sys.path:  # imported as a file by the tests: its sibling modules must still resolve
+    sys.path.insert(0, str(APP_DIR))
 
 try:  # ZeroGPU: a GPU is attached only while a decorated function runs; import before torch initializes CUDA.
     import spaces
@@ -41,6 +46,7 @@ except ImportError:
     spaces = None
 
 import gradio as gr  # noqa: E402
+from uploads import UploadFolder, parse_size  # noqa: E402
 
 from modeling_prolongvid.inference import (  # noqa: E402
     TINY_MODEL_ID,
@@ -61,6 +67,8 @@ SAMPLE_VIDEO = EXAMPLES_DIR / "sample.mp4"
 SQUARES_VIDEO = EXAMPLES_DIR / "squares.mp4"
 SAMPLE_IMAGE = EXAMPLES_DIR / "sample.png"
 ERROR_PREFIX = "⚠ "
+# Starts the answer to a turn whose file could not be used, so later text-only questions do not reuse that file.
+FILE_REJECTED = "File not used: "
 DEFAULT_MAX_VIDEO_MINUTES = 180.0
 # Frames are decoded at least this large so the frame strip stays legible; the processor resizes them for the model.
 STRIP_FRAME_SIZE = 160
@@ -170,7 +178,7 @@ def parse_conversation(message: dict | str, history: list[dict]) -> tuple[str, s
     if files:
         return question, files[-1], []
     for start in range(len(turns) - 1, -1, -1):
-        if turns[start]["files"]:
+        if turns[start]["files"] and not turns[start]["answer"].startswith(ERROR_PREFIX + FILE_REJECTED):
             earlier = [
                 (turn["question"], turn["answer"])
                 for turn in turns[start:]
@@ -197,13 +205,25 @@ class VideoChat:
     >>> for text, strip in chat.respond({"text": "What happens?", "files": ["clip.mp4"]}, [], 32, 256): ...  # doctest: +SKIP
     """
 
-    def __init__(self, model, processor, max_video_seconds: float = DEFAULT_MAX_VIDEO_MINUTES * 60):
+    def __init__(
+        self,
+        model,
+        processor,
+        max_video_seconds: float = DEFAULT_MAX_VIDEO_MINUTES * 60,
+        uploads: UploadFolder | None = None,
+    ):
         self.model = model
         self.processor = processor
         self.max_video_seconds = max_video_seconds
+        self.uploads = uploads
 
     def respond(
-        self, message: dict | str, history: list[dict], num_frames: float, max_new_tokens: float = 512
+        self,
+        message: dict | str,
+        history: list[dict],
+        num_frames: float,
+        max_new_tokens: float = 512,
+        request: gr.Request | None = None,
     ) -> Iterator[tuple[str, object]]:
         """Stream an answer: yields `(growing answer, frame strip update)`.
 
@@ -222,20 +242,22 @@ class VideoChat:
             return
         model = self.model
         try:
-            media = load_media(
-                media_path,
-                model,
-                int(num_frames),
-                int(max_new_tokens),
-                max_video_seconds=self.max_video_seconds,
-                frame_size=max(model.config.vision_config.image_size, STRIP_FRAME_SIZE),
-            )
+            with self._using(media_path, request):
+                media = load_media(
+                    media_path,
+                    model,
+                    int(num_frames),
+                    int(max_new_tokens),
+                    max_video_seconds=self.max_video_seconds,
+                    frame_size=max(model.config.vision_config.image_size, STRIP_FRAME_SIZE),
+                )
         except InputError as error:
-            yield f"{ERROR_PREFIX}{error}", []
+            yield f"{ERROR_PREFIX}{FILE_REJECTED}{error}", []
             return
         except Exception as error:  # a reader bug must not take the app down: report it and keep serving
             logger.exception("reading %s failed", media_path)
-            yield f"{ERROR_PREFIX}Could not read {Path(media_path).name!r} ({type(error).__name__}: {error}).", []
+            name = Path(media_path).name
+            yield f"{ERROR_PREFIX}{FILE_REJECTED}could not read {name!r} ({type(error).__name__}: {error}).", []
             return
         yield "", frame_strip(media)
 
@@ -253,6 +275,16 @@ class VideoChat:
             return
         if not text.strip():
             yield "(The model returned an empty answer.)", gr.skip()
+
+    def _using(self, path: str, request: gr.Request | None):
+        if self.uploads is None:
+            return contextlib.nullcontext()
+        return self.uploads.use(path, getattr(request, "session_hash", None))
+
+    def end_session(self, request: gr.Request) -> None:
+        """Called when a browser tab closes: its uploads are removed."""
+        if self.uploads is not None:
+            self.uploads.release_session(request.session_hash)
 
 
 # ---------------------------------------------------------------- the interface
@@ -323,6 +355,7 @@ def build_demo(chat: VideoChat, demo_notice: str | None = None) -> gr.Blocks:
                 )
             with gr.Column(scale=2):
                 strip.render()
+        demo.unload(chat.end_session)
     return demo
 
 
@@ -341,14 +374,22 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     model, processor, demo_notice = load_app_model(args.model)
     max_minutes = float(os.environ.get("PROLONGVID_MAX_VIDEO_MINUTES", DEFAULT_MAX_VIDEO_MINUTES))
-    demo = build_demo(VideoChat(model, processor, max_video_seconds=max_minutes * 60), demo_notice)
+    max_upload = os.environ.get("PROLONGVID_MAX_UPLOAD", "1gb")
+    uploads = UploadFolder(
+        os.environ["GRADIO_TEMP_DIR"],
+        quota_bytes=max(parse_size(os.environ.get("PROLONGVID_UPLOAD_QUOTA", "4gb")), parse_size(max_upload)),
+        orphan_seconds=float(os.environ.get("PROLONGVID_UPLOAD_TTL_MINUTES", "10")) * 60,
+    )
+    chat = VideoChat(model, processor, max_video_seconds=max_minutes * 60, uploads=uploads)
+    demo = build_demo(chat, demo_notice)
     demo.queue(
         default_concurrency_limit=int(os.environ.get("PROLONGVID_CONCURRENCY", "1")),
         max_size=int(os.environ.get("PROLONGVID_QUEUE_SIZE", "20")),
     ).launch(
-        max_file_size=os.environ.get("PROLONGVID_MAX_UPLOAD", "1gb"),
+        max_file_size=max_upload,
         allowed_paths=[str(EXAMPLES_DIR)],
         show_error=True,
+        app_kwargs={"middleware": [uploads.middleware()]},
     )
 
 

@@ -173,3 +173,27 @@ def test_build_demo_wires_the_chat_and_the_frame_settings_of_the_model(app, chat
     assert frames.maximum == chat.model.config.max_frames and frames.value == chat.model.config.num_frames
     notice = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "model-notice")
     assert "Demo weights" in notice.value and "offline" in notice.value
+
+
+def test_after_a_rejected_upload_text_only_questions_do_not_repeat_its_error(app, chat, tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("meeting notes, not a video")
+    [(rejection, _)] = run(chat, {"text": "What happens?", "files": [str(fake)]})
+    assert rejection.startswith(app.ERROR_PREFIX) and "notes.mp4" in rejection
+    bad_turn = [
+        {"role": "user", "content": [{"path": str(fake)}, "What happens?"]},
+        {"role": "assistant", "content": rejection},
+    ]
+    [(follow_up, _)] = run(chat, {"text": "And now?", "files": []}, bad_turn)
+    assert "Upload a video" in follow_up and "notes.mp4" not in follow_up, follow_up
+    good_then_bad = [
+        {"role": "user", "content": [{"path": SAMPLE_VIDEO}, "What happens?"]},
+        {"role": "assistant", "content": "A ball rolls."},
+        *bad_turn,
+    ]
+    assert app.parse_conversation({"text": "And now?", "files": []}, good_then_bad) == (
+        "And now?",
+        SAMPLE_VIDEO,
+        [("What happens?", "A ball rolls.")],
+    )
+    assert_streamed_answer(app, run(chat, {"text": "And now?", "files": []}, good_then_bad)[1:])

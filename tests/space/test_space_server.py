@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +34,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 UPLOAD_LIMIT_MB = 5
+UPLOAD_QUOTA_MB = 8
 ERROR_PREFIX = "⚠ "
 
 
@@ -60,6 +62,7 @@ def server(tmp_path_factory):
         GRADIO_SERVER_NAME="127.0.0.1",
         GRADIO_SERVER_PORT=str(port),
         PROLONGVID_MAX_UPLOAD=f"{UPLOAD_LIMIT_MB}mb",
+        PROLONGVID_UPLOAD_QUOTA=f"{UPLOAD_QUOTA_MB}mb",
         PROLONGVID_CONCURRENCY="1",
     )
     log_path = workdir / "server.log"
@@ -140,6 +143,40 @@ def test_uploads_over_the_size_cap_are_refused(server, tmp_path):
     big.write_bytes(b"\0" * (UPLOAD_LIMIT_MB + 1) * 1024 * 1024)
     with pytest.raises(Exception, match="(?i)exceed|too large|size"):
         ask(server["url"], "What happens?", [big])
+
+
+def post_upload(url: str, name: str, payload: bytes) -> int:
+    """POST one file to gradio's upload endpoint without any chat message; returns the HTTP status."""
+    boundary = "prolongvid-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            "Content-Type: video/mp4\r\n\r\n"
+        ).encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        url + "gradio_api/upload",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_uploads_without_a_question_cannot_fill_the_disk(server):
+    statuses = [post_upload(server["url"], f"filler{index}.mp4", os.urandom(2**20)) for index in range(30)]
+    assert set(statuses) == {200}, statuses
+    kept = sum(path.stat().st_size for path in server["uploads"].rglob("*") if path.is_file())
+    assert kept <= UPLOAD_QUOTA_MB * 2**20, f"{kept / 2**20:.1f} MB kept, quota {UPLOAD_QUOTA_MB} MB"
+    assert len(list(server["uploads"].rglob("filler*.mp4"))) < 30
+    answer = ask(server["url"], "What happens?", [SAMPLE_VIDEO])  # a long video still fits after the flood
+    assert answer.strip() and not answer.startswith(ERROR_PREFIX), answer
 
 
 # ---------------------------------------------------------------- a real browser
