@@ -31,11 +31,15 @@ from dataset_builder.api import ApiClient, ChatRequest, ResponseSpec  # noqa: E4
 from dataset_builder.prompts import load_prompt  # noqa: E402
 from dataset_builder.segmentation import segment_frames  # noqa: E402
 from dataset_builder.store import JsonlStore  # noqa: E402
+from processing.synthetic import write_scene_video  # noqa: E402
+
+# The test suite's fake OpenAI server, started as its own process (not imported) so it does not share our GIL.
+FAKE_SERVER = ROOT / "tests" / "dataset_builder" / "_openai_server.py"
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests._openai_server", "--latency", str(latency)],
+        [sys.executable, str(FAKE_SERVER), "--latency", str(latency)],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     port = process.stdout.readline().split()[1]
@@ -63,15 +67,14 @@ def api_throughput(base_url: str, concurrency: int, count: int) -> float:
 
 def end_to_end(base_url: str, concurrency: int) -> tuple[float, float, int]:
     from dataset_builder.__main__ import main
-    from tests.dataset_builder_fixtures import make_video
 
     with tempfile.TemporaryDirectory() as tmp:
         videos = Path(tmp) / "videos"
         videos.mkdir()
         for k in range(24):
-            make_video(videos / f"short{k}.mp4", [5, 5], seed=k)
+            write_scene_video(videos / f"short{k}.mp4", [5, 5], seed=k)
         for k in range(8):
-            make_video(videos / f"long{k}.mp4", [35, 35], seed=k)
+            write_scene_video(videos / f"long{k}.mp4", [35, 35], seed=k)
         argv = ["annotate", "--videos", str(videos), "--out", f"{tmp}/work", "--base-url", base_url,
                 "--segmentation", "fixed", "--concurrency", str(concurrency), "--no-progress"]  # fmt: skip
         start = time.perf_counter()

@@ -12,74 +12,170 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
-from .api import ApiClient
+# Only light modules here: `--help` must not wait for torch, datasets or openai (the commands import those).
 from .frame_models import DEFAULT_CAPTIONER, DEFAULT_EMBEDDER
-from .local_stage import LocalSettings
-from .plan import PlanSettings
 from .segmentation import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_THRESHOLD, FIXED_SEGMENT_SECONDS
-from .store import JsonlStore
-from .videos import list_videos, parse_shard, shard_items
 
 
 def parser() -> argparse.ArgumentParser:
+    """The ``annotate`` and ``build`` sub-commands; every option's help shows its default."""
     main = argparse.ArgumentParser(prog="python -m dataset_builder", description="ProLongVid annotation pipeline.")
     commands = main.add_subparsers(dest="command", required=True)
-    a = commands.add_parser("annotate", help="annotate videos into a resumable work dir")
+    a = commands.add_parser(
+        "annotate",
+        help="annotate videos into a resumable work dir",
+        description="Local stage (1 fps frames, frame models, segmentation) and API stages (dense captions, QA) over "
+        "one shard of videos, into an append-only work dir that re-runs resume from. The API key is read from "
+        "OPENAI_API_KEY (any value, e.g. EMPTY, for a local server).",
+    )
     a.add_argument("--videos", required=True, help="directory of videos or a .jsonl/.csv/.txt manifest")
     a.add_argument("--out", required=True, help="work dir (created; re-runs resume from it)")
-    a.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint, e.g. a local vLLM server")
-    a.add_argument("--model", default="gpt-4o")
-    a.add_argument("--frame-captioner", default=DEFAULT_CAPTIONER, help="Florence-2 id or local path")
-    a.add_argument("--embedder", default=DEFAULT_EMBEDDER, help="CLIP/SigLIP-style id or local path")
-    a.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="agglomerative distance threshold delta")
-    a.add_argument("--min-segment-seconds", type=float, default=DEFAULT_MIN_SEGMENT_SECONDS)
-    a.add_argument("--segmentation", choices=("semantic", "fixed"), default="semantic")
     a.add_argument(
-        "--fixed-seconds", type=float, default=FIXED_SEGMENT_SECONDS, help="segment length for --segmentation fixed"
+        "--base-url", default=None, help="OpenAI-compatible endpoint, e.g. a local vLLM server (default: OpenAI)"
     )
-    a.add_argument("--frame-size", type=int, default=512, help="long side of decoded frames (pixels)")
-    a.add_argument("--frames-per-segment", type=int, default=8)
-    a.add_argument("--frames-short-video", type=int, default=16)
-    a.add_argument("--questions-per-type", type=int, default=1)
-    a.add_argument("--concurrency", type=int, default=16, help="API requests in flight")
+    a.add_argument("--model", default="gpt-4o", help="chat model of the API stages (default: %(default)s)")
     a.add_argument(
-        "--videos-in-flight", type=int, default=None, help="videos processed at once (default: concurrency)"
+        "--frame-captioner", default=DEFAULT_CAPTIONER, help="Florence-2 id or local path (default: %(default)s)"
     )
-    a.add_argument("--shard", default="0/1", help="I/N: process the I-th of N deterministic shards")
-    a.add_argument("--timeout", type=float, default=120.0, help="seconds per API request")
-    a.add_argument("--max-retries", type=int, default=6, help="retries on 429/5xx/timeouts")
-    a.add_argument("--max-invalid-retries", type=int, default=2, help="retries on malformed or schema-invalid answers")
-    a.add_argument("--backoff-base", type=float, default=1.0, help="seconds; exponential backoff with full jitter")
-    a.add_argument("--max-tokens", type=int, default=1024)
-    a.add_argument("--image-detail", choices=("auto", "low", "high"), default="auto")
-    a.add_argument("--price-input", type=float, default=None, help="USD per 1M input tokens (overrides the table)")
-    a.add_argument("--price-output", type=float, default=None, help="USD per 1M output tokens")
+    a.add_argument(
+        "--embedder", default=DEFAULT_EMBEDDER, help="CLIP/SigLIP-style id or local path (default: %(default)s)"
+    )
+    a.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help="agglomerative distance threshold delta; larger: fewer, longer segments (default: %(default)s)",
+    )
+    a.add_argument(
+        "--min-segment-seconds",
+        type=float,
+        default=DEFAULT_MIN_SEGMENT_SECONDS,
+        help="shorter segments are merged into a neighbour; 0 keeps them (default: %(default)s)",
+    )
+    a.add_argument(
+        "--segmentation",
+        choices=("semantic", "fixed"),
+        default="semantic",
+        help="semantic (frame models + clustering) or fixed-length segments (default: %(default)s)",
+    )
+    a.add_argument(
+        "--fixed-seconds",
+        type=float,
+        default=FIXED_SEGMENT_SECONDS,
+        help="segment length for --segmentation fixed (default: %(default)s)",
+    )
+    a.add_argument(
+        "--frame-size", type=int, default=512, help="long side of decoded frames, pixels (default: %(default)s)"
+    )
+    a.add_argument(
+        "--frames-per-segment", type=int, default=8, help="frames sent per segment caption (default: %(default)s)"
+    )
+    a.add_argument(
+        "--frames-short-video",
+        type=int,
+        default=16,
+        help="frames sent for the single caption of a video under 60 s (default: %(default)s)",
+    )
+    a.add_argument(
+        "--questions-per-type", type=int, default=1, help="questions asked per task type (default: %(default)s)"
+    )
+    a.add_argument("--concurrency", type=int, default=16, help="API requests in flight (default: %(default)s)")
+    a.add_argument(
+        "--videos-in-flight", type=int, default=None, help="videos processed at once (default: --concurrency)"
+    )
+    a.add_argument(
+        "--shard", default="0/1", help="I/N: process the I-th of N deterministic shards (default: %(default)s)"
+    )
+    a.add_argument("--timeout", type=float, default=120.0, help="seconds per API request (default: %(default)s)")
+    a.add_argument("--max-retries", type=int, default=6, help="retries on 429/5xx/timeouts (default: %(default)s)")
+    a.add_argument(
+        "--max-invalid-retries",
+        type=int,
+        default=2,
+        help="retries on malformed or schema-invalid answers (default: %(default)s)",
+    )
+    a.add_argument(
+        "--backoff-base",
+        type=float,
+        default=1.0,
+        help="seconds; exponential backoff with full jitter (default: %(default)s)",
+    )
+    a.add_argument("--max-tokens", type=int, default=1024, help="max_tokens per answer (default: %(default)s)")
+    a.add_argument(
+        "--image-detail",
+        choices=("auto", "low", "high"),
+        default="auto",
+        help="image_url detail of the frames sent (default: %(default)s)",
+    )
+    a.add_argument(
+        "--price-input",
+        type=float,
+        default=None,
+        help="USD per 1M input tokens (default: the price table's entry for --model)",
+    )
+    a.add_argument(
+        "--price-output",
+        type=float,
+        default=None,
+        help="USD per 1M output tokens (default: the price table's entry for --model)",
+    )
     a.add_argument("--dry-run", action="store_true", help="run local stages, count calls and tokens, call nothing")
     a.add_argument("--batch", action="store_true", help="use the OpenAI Batch API (submit, poll, collect, resume)")
-    a.add_argument("--poll-interval", type=float, default=30.0, help="seconds between batch status polls")
-    a.add_argument("--no-progress", action="store_true")
+    a.add_argument(
+        "--poll-interval",
+        type=float,
+        default=30.0,
+        help="seconds between batch status polls (default: %(default)s)",
+    )
+    a.add_argument("--no-progress", action="store_true", help="no progress bars")
     a.add_argument("--no-frame-cache", action="store_true", help="do not keep the 1 fps frames for training")
-    a.add_argument("--frame-cache-size", type=int, default=384, help="cached frame side (pixels)")
-    a.add_argument("--frame-cache-resize", choices=("square", "short_side"), default="square")
-    a.add_argument("--frame-cache-format", choices=("jpeg", "webp"), default="jpeg")
-    a.add_argument("--frame-cache-quality", type=int, default=80)
-    b = commands.add_parser("build", help="build Parquet configs + dataset card from a work dir")
-    b.add_argument("--work-dir", required=True)
-    b.add_argument("--out", required=True)
+    a.add_argument(
+        "--frame-cache-size", type=int, default=384, help="cached frame side, pixels (default: %(default)s)"
+    )
+    a.add_argument(
+        "--frame-cache-resize",
+        choices=("square", "short_side"),
+        default="square",
+        help="resize cached frames to a square or by their short side (default: %(default)s)",
+    )
+    a.add_argument(
+        "--frame-cache-format",
+        choices=("jpeg", "webp"),
+        default="jpeg",
+        help="image format of cached frames (default: %(default)s)",
+    )
+    a.add_argument(
+        "--frame-cache-quality", type=int, default=80, help="quality of cached frames (default: %(default)s)"
+    )
+    b = commands.add_parser(
+        "build",
+        help="build Parquet configs + dataset card from a work dir",
+        description="Turn a work dir's finished annotations into the Parquet configs captions, qa and "
+        "stage1/stage2/stage3, plots and a dataset card (README.md) that load_dataset(OUT, CONFIG) reads; "
+        "optionally upload the folder to a Hub dataset repo.",
+    )
+    b.add_argument("--work-dir", required=True, help="work dir written by `annotate`")
+    b.add_argument("--out", required=True, help="dataset folder (created; its configs are replaced)")
     b.add_argument(
         "--copy-videos", action="store_true", help="copy videos into OUT/videos and reference them relatively"
     )
     b.add_argument("--push-to-hub", default=None, metavar="REPO", help="upload the built dataset to this Hub repo")
-    b.add_argument("--private", action="store_true")
+    b.add_argument("--private", action="store_true", help="create the Hub repo as private")
     return main
 
 
 def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_factory=None) -> int:
+    import asyncio
+
     from .annotate import Annotator, write_usage
+    from .api import ApiClient
     from .batch import BatchRunner
+    from .local_stage import LocalSettings
+    from .plan import PlanSettings
+    from .store import JsonlStore
+    from .videos import list_videos, parse_shard, shard_items
 
     index, count = parse_shard(args.shard)
     shard_name = f"shard-{index:05d}-of-{count:05d}"

@@ -2,10 +2,10 @@
 
 Work dir layout (every store is append-only JSONL, one file per shard, see :mod:`dataset_builder.store`)::
 
-    WORK_DIR/local/        local-stage records (probe, timestamps, segments), keyed by fingerprint + settings
+    WORK_DIR/local/        local-stage records (``records.LocalRecord``), keyed by fingerprint + settings
     WORK_DIR/api_cache/    every valid API answer, keyed by the request's content hash
-    WORK_DIR/annotations/  one finished record per video (what ``build`` reads)
-    WORK_DIR/errors/       failed requests and failed videos, with the reason
+    WORK_DIR/annotations/  one finished record per video (``records.AnnotationRecord``, what ``build`` reads)
+    WORK_DIR/errors/       failed requests and failed videos, with the reason (``error_log.ErrorLog``)
     WORK_DIR/batches/      Batch API jobs (``--batch``)
     WORK_DIR/usage/        token usage and cost of each run
     WORK_DIR/frame_cache/  each video's 1 fps frames, resized and encoded (``processing.frame_cache``), for training
@@ -14,14 +14,34 @@ A finished video is skipped on re-runs; an unfinished one re-plans its requests,
 Settings are part of the cache keys, so a changed setting (prompt version, threshold, model) means new calls;
 use a fresh work dir for a different configuration.
 
-Example:
-    >>> stats = asyncio.run(annotate(items, "work", settings, api, captioner_factory, embedder_factory))  # doctest: +SKIP
+Example (``dry_run=True``: runs the local stage, plans and prices every call, calls nothing; without it, the same
+code calls the API through the client)::
+
+    >>> import asyncio, tempfile
+    >>> from pathlib import Path
+    >>> from dataset_builder.annotate import Annotator
+    >>> from dataset_builder.api import ApiClient
+    >>> from dataset_builder.local_stage import LocalSettings
+    >>> from dataset_builder.plan import PlanSettings
+    >>> from dataset_builder.store import JsonlStore
+    >>> from dataset_builder.videos import list_videos
+    >>> from processing.synthetic import write_scene_video
+    >>> work = Path(tempfile.mkdtemp())
+    >>> (work / "videos").mkdir()
+    >>> cuts = write_scene_video(work / "videos" / "clip.mp4", [4, 6])
+    >>> api = ApiClient(JsonlStore(work / "api_cache", "s0"), JsonlStore(work / "errors", "s0"), dry_run=True)
+    >>> annotator = Annotator(work, "s0", api, LocalSettings(segmentation="fixed"), PlanSettings(), progress=False)
+    >>> stats = asyncio.run(annotator.run_pass(list_videos(work / "videos"), workers=4))
+    >>> annotator.close()
+    >>> stats
+    RunStats(done=1, skipped=0, failed=0, pending=0)
+    >>> sorted(api.usage.stages)  # a 10 s video: one caption from its frames, then QA of all four task types
+    ['qa', 'short_caption']
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,15 +52,18 @@ from tqdm.auto import tqdm
 
 from processing.frame_cache import FrameCache
 
-from .api import ApiClient, BatchPending, ChatRequest, RequestFailed, redact
+from .api import ApiClient, BatchPending, ChatRequest, RequestFailed
 from .local_stage import LocalSettings, run_local_stage
 from .plan import PlanSettings, qa_requests, segment_caption_requests, short_caption_request, video_caption_request
+from .records import AnnotationRecord, CaptionedSegment, LocalRecord, QAPair
 from .store import JsonlStore
 from .videos import FrameProvider, VideoItem, fingerprint
 
 
 @dataclass
 class RunStats:
+    """Videos of one pass: annotated now, finished in an earlier run, failed (see the error log), waiting on a batch."""
+
     done: int = 0
     skipped: int = 0
     failed: int = 0
@@ -66,8 +89,10 @@ class Annotator:
         self.api, self.local_settings, self.plan_settings = api, local_settings, plan_settings
         self.local_store = JsonlStore(work / "local", shard_name)
         self.annotations = JsonlStore(work / "annotations", shard_name)
-        self.errors = api.error_store
-        self.local_cache = self.local_store.load_index("key")
+        self.errors = api.error_log
+        self.local_cache = {
+            key: LocalRecord.from_dict(record) for key, record in self.local_store.load_index("key").items()
+        }
         self.frame_cache = frame_cache
         self.cached_videos = set(FrameCache(frame_cache.cache_dir).entries) if frame_cache is not None else set()
         self._factories = {"captioner": captioner_factory, "embedder": embedder_factory}
@@ -76,9 +101,10 @@ class Annotator:
         self.progress = progress
         self.bars: dict[str, tqdm] = {}
 
-    def bar(self, name: str) -> tqdm:
+    def bar(self, name: str, unit: str) -> tqdm:
+        """The progress bar ``name`` counting ``unit`` (``"video"`` or ``"call"``), made on first use."""
         if name not in self.bars:
-            self.bars[name] = tqdm(total=0, desc=name, unit="call", position=len(self.bars), disable=not self.progress)
+            self.bars[name] = tqdm(total=0, desc=name, unit=unit, position=len(self.bars), disable=not self.progress)
         return self.bars[name]
 
     def model(self, kind: str):
@@ -88,18 +114,9 @@ class Annotator:
         return self._models[kind]
 
     def video_failed(self, item: VideoItem, stage: str, kind: str, reason: str) -> None:
-        self.errors.append(
-            {
-                "time": time.time(),
-                "video_id": item.video_id,
-                "video": item.path,
-                "stage": stage,
-                "kind": kind,
-                "reason": redact(reason)[:2000],
-            }
-        )
+        self.errors.record(item.video_id, stage, kind, reason, video=item.path)
 
-    def _local(self, item: VideoItem, print_key: str) -> tuple[dict, FrameProvider]:
+    def _local(self, item: VideoItem, print_key: str) -> tuple[LocalRecord, FrameProvider]:
         """Runs in the single local-stage thread (decoding and models never run concurrently)."""
         needs_models = self.local_settings.segmentation == "semantic"
         captioner = self.model("captioner") if needs_models else None
@@ -115,14 +132,15 @@ class Annotator:
 
     async def _gather(self, requests: list[ChatRequest], bar: str) -> list:
         """Complete all requests (all are attempted even if one fails), then raise the first failure."""
-        self.bar(bar).total += len(requests)
-        self.bar(bar).refresh()
+        progress = self.bar(bar, "call")
+        progress.total += len(requests)
+        progress.refresh()
 
         async def one(request: ChatRequest):
             try:
                 return await self.api.complete(request)
             finally:
-                self.bar(bar).update(1)
+                progress.update(1)
 
         results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
         for result in results:
@@ -145,16 +163,15 @@ class Annotator:
             key = self.local_settings.key(print_key)
             if key in self.local_cache:
                 local = self.local_cache[key]
-                height, width = local["decode_size"]
-                provider = self.frame_provider(item, item.path, (height, width), self.local_settings.fps)
+                provider = self.frame_provider(item, item.path, local.decode_size, self.local_settings.fps)
             else:
                 local, provider = await loop.run_in_executor(self._executor, self._local, item, print_key)
                 self.local_cache[key] = local
-                self.local_store.append(local)
+                self.local_store.append(local.to_dict())
         except (OSError, ValueError) as error:
             self.video_failed(item, "read", "unreadable", f"{type(error).__name__}: {error}")
             return "failed"
-        self.bar("local").update(1)
+        self.bar("local", "video").update(1)
         try:
             record = await self._api_stages(item, local, provider)
         except BatchPending:
@@ -163,12 +180,12 @@ class Annotator:
             self.video_failed(item, "api", "request_failed", str(error))
             return "failed"
         if not self.api.dry_run:
-            self.annotations.append(record)
+            self.annotations.append(record.to_dict())
         return "done"
 
-    async def _api_stages(self, item: VideoItem, local: dict, provider: FrameProvider) -> dict:
+    async def _api_stages(self, item: VideoItem, local: LocalRecord, provider: FrameProvider) -> AnnotationRecord:
         settings = self.plan_settings
-        if local["segmentation"] == "none":
+        if local.segmentation == "none":
             request, times = short_caption_request(local, provider.jpegs, settings)
             await self._warm_frames(provider, [request], times)
             (video_caption,) = await self._gather([request], "captions")
@@ -183,29 +200,28 @@ class Annotator:
             caption_prompts = [requests[0].prompt.tag, merge.prompt.tag]
         plans = qa_requests(local, video_caption, segment_captions, settings)
         answers = await self._gather([request for _, _, request in plans], "qa")
-        qa = [
-            {**pair, "strategy": strategy, "segment_index": index, "prompt_version": request.prompt.tag}
+        qa = tuple(
+            QAPair(**pair, strategy=strategy, segment_index=index, prompt_version=request.prompt.tag)
             for (strategy, index, request), pairs in zip(plans, answers)
             for pair in pairs
-        ]
-        return {
-            "video_id": item.video_id,
-            "video": item.path,
-            "source": item.source,
-            "fingerprint": local["fingerprint"],
-            "duration": local["duration"],
-            "fps": local["fps"],
-            "segmentation": local["segmentation"],
-            "segments": [
-                {"start": s["start"], "end": s["end"], "caption": c}
-                for s, c in zip(local["segments"], segment_captions)
-            ],
-            "video_caption": video_caption,
-            "qa": qa,
-            "prompt_versions": {"captions": caption_prompts, "qa": sorted({p[2].prompt.tag for p in plans})},
-            "models": {"api": self.api.params["model"], **local["frame_models"]},
-            "time": time.time(),
-        }
+        )
+        return AnnotationRecord(
+            video_id=item.video_id,
+            video=item.path,
+            source=item.source,
+            fingerprint=local.fingerprint,
+            duration=local.duration,
+            fps=local.fps,
+            segmentation=local.segmentation,
+            segments=tuple(
+                CaptionedSegment(s.start, s.end, caption) for s, caption in zip(local.segments, segment_captions)
+            ),
+            video_caption=video_caption,
+            qa=qa,
+            prompt_versions={"captions": caption_prompts, "qa": sorted({p[2].prompt.tag for p in plans})},
+            models={"api": self.api.params["model"], **local.frame_models},
+            time=time.time(),
+        )
 
     async def run_pass(self, items: list[VideoItem], workers: int) -> RunStats:
         """One pass over the items with ``workers`` videos in flight."""
@@ -217,7 +233,7 @@ class Annotator:
                 stats.skipped += 1
             else:
                 queue.put_nowait(item)
-        videos_bar = self.bar("videos")
+        videos_bar = self.bar("videos", "video")
         videos_bar.total += queue.qsize()
 
         async def worker() -> None:
@@ -233,8 +249,9 @@ class Annotator:
         self._executor.shutdown(wait=True)
         for bar in self.bars.values():
             bar.close()
-        for store in (self.local_store, self.annotations, self.errors, self.api.cache_store):
+        for store in (self.local_store, self.annotations):
             store.close()
+        self.api.close()
 
 
 def write_usage(work_dir: str | Path, shard_name: str, api: ApiClient, stats: RunStats) -> Path:
@@ -251,7 +268,3 @@ def write_usage(work_dir: str | Path, shard_name: str, api: ApiClient, stats: Ru
     )
     store.close()
     return store.path
-
-
-def dumps_stats(stats: RunStats) -> str:
-    return json.dumps(vars(stats))

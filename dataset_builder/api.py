@@ -8,10 +8,22 @@ request that still fails is appended to ``work/errors`` with its reason and rais
 caller records the video as failed and the run goes on. The API key is read from ``OPENAI_API_KEY`` by the ``openai``
 client and redacted from every stored or printed message.
 
-Example (against any OpenAI-compatible server):
-    >>> client = ApiClient(JsonlStore("work/api_cache", "s0"), JsonlStore("work/errors", "s0"),
-    ...                    model="gpt-4o", base_url="http://127.0.0.1:8000/v1", concurrency=8)  # doctest: +SKIP
-    >>> caption = asyncio.run(client.complete(request))  # doctest: +SKIP
+Example (``dry_run=True`` plans and prices without a key or a server; drop it and pass ``base_url`` to call a local
+OpenAI-compatible server, or nothing for OpenAI itself)::
+
+    >>> import asyncio, tempfile
+    >>> from dataset_builder.api import ApiClient, ChatRequest, ResponseSpec
+    >>> from dataset_builder.prompts import load_prompt
+    >>> from dataset_builder.store import JsonlStore
+    >>> work = tempfile.mkdtemp()
+    >>> client = ApiClient(JsonlStore(f"{work}/api_cache", "s0"), JsonlStore(f"{work}/errors", "s0"),
+    ...                    model="gpt-4o", concurrency=8, dry_run=True)
+    >>> request = ChatRequest("video_caption", "PMV/a", load_prompt("video_caption"), "[0s - 9s] A dog runs.",
+    ...                       ResponseSpec("text"))
+    >>> asyncio.run(client.complete(request)).startswith("(dry run)")
+    True
+    >>> client.usage.stages["video_caption"].requests
+    1
 """
 
 from __future__ import annotations
@@ -23,16 +35,15 @@ import json
 import math
 import os
 import random
-import re
-import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
 
+from .error_log import ErrorLog, redact
 from .prompts import Prompt
 from .schemas import ResponseValidationError, validate_qa_response, validate_text_response
 from .store import JsonlStore
@@ -50,15 +61,6 @@ class RequestFailed(RuntimeError):
 
 class BatchPending(RuntimeError):
     """Batch mode: the answer is not cached yet; the request was queued for the next batch."""
-
-
-def redact(text: str) -> str:
-    """Remove the API key (and anything that looks like a bearer token or ``sk-`` key) from ``text``."""
-    key = os.environ.get("OPENAI_API_KEY", "")
-    if len(key) >= 4:
-        text = text.replace(key, "***")
-    text = re.sub(r"(?i)bearer\s+\S+", "Bearer ***", text)
-    return re.sub(r"sk-[A-Za-z0-9_\-]{6,}", "sk-***", text)
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ class ApiClient:
             raise ValueError(
                 "Set the OPENAI_API_KEY environment variable (any value, e.g. EMPTY, for a local server)."
             )
-        self.cache_store, self.error_store = cache, errors
+        self.cache_store, self.error_log = cache, ErrorLog(errors)
         self.cache = cache.load_index("key")
         self.params = {
             "model": model,
@@ -233,11 +235,11 @@ class ApiClient:
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.dry_run, self.batch = dry_run, batch
         self.usage = UsageTracker(model, price, BATCH_DISCOUNT if batch else 1.0, estimated=dry_run)
-        self.pending: dict[str, tuple[ChatRequest, dict[str, Any]]] = {}
-        self.invalid_counts: dict[str, int] = defaultdict(int)
-        for record in errors.records():
+        self._queued: dict[str, tuple[ChatRequest, dict[str, Any]]] = {}
+        self._batch_failures: dict[str, int] = defaultdict(int)
+        for record in self.error_log.records():
             if record.get("kind") in ("invalid_batch_answer", "batch_error"):
-                self.invalid_counts[record["key"]] += 1
+                self._batch_failures[record["key"]] += 1
         self.concurrency, self._base_url, self._timeout = concurrency, base_url, timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: openai.AsyncOpenAI | None = None
@@ -249,6 +251,11 @@ class ApiClient:
             self._loop = loop
             self._semaphore = asyncio.Semaphore(self.concurrency)
             self._client = openai.AsyncOpenAI(base_url=self._base_url, max_retries=0, timeout=self._timeout)
+
+    def close(self) -> None:
+        """fsync and close the answer cache and the error log (both can be appended to again later)."""
+        self.cache_store.close()
+        self.error_log.close()
 
     async def aclose(self) -> None:
         """Close the HTTP client of the running loop (call before the loop ends)."""
@@ -262,19 +269,25 @@ class ApiClient:
         self._bind()
         return self._client
 
-    def record_error(self, request: ChatRequest, key: str, kind: str, reason: str, attempts: int) -> None:
-        self.usage.stages[request.stage].failed += 1
-        self.error_store.append(
-            {
-                "time": time.time(),
-                "video_id": request.video_id,
-                "stage": request.stage,
-                "key": key,
-                "kind": kind,
-                "reason": redact(reason)[:2000],
-                "attempts": attempts,
-            }
-        )
+    def _record_failure(self, stage: str, video_id: str, key: str, kind: str, reason: str, attempts: int) -> None:
+        """Count a request that failed for good and append it to the error log."""
+        self.usage.stages[stage].failed += 1
+        self.error_log.record(video_id, stage, kind, reason, key=key, attempts=attempts)
+
+    def queued_for_batch(self) -> dict[str, tuple[ChatRequest, dict[str, Any]]]:
+        """Batch mode: the requests queued since the last submission, ``{key: (request, JSON body)}`` (a copy)."""
+        return dict(self._queued)
+
+    def mark_submitted(self, keys: Iterable[str]) -> None:
+        """Batch mode: these queued requests are in a submitted batch; stop queueing them."""
+        for key in keys:
+            self._queued.pop(key, None)
+
+    def record_batch_failure(self, key: str, stage: str, video_id: str, kind: str, reason: str) -> None:
+        """Batch mode: an answer that came back invalid or not at all; after ``max_invalid_retries`` such failures
+        the request raises :class:`RequestFailed` instead of being queued again."""
+        self._batch_failures[key] += 1
+        self._record_failure(stage, video_id, key, kind, reason, attempts=self._batch_failures[key])
 
     def store_answer(
         self,
@@ -317,13 +330,13 @@ class ApiClient:
             )
             return request.spec.placeholder()
         if self.batch:
-            if self.invalid_counts[key] > self.max_invalid_retries:
+            if self._batch_failures[key] > self.max_invalid_retries:
                 raise RequestFailed(
-                    f"{request.stage}: answers stayed invalid after {self.invalid_counts[key]} batch tries"
+                    f"{request.stage}: answers stayed invalid after {self._batch_failures[key]} batch tries"
                 )
-            if key not in self.pending:
+            if key not in self._queued:
                 jpegs = await asyncio.to_thread(request.images) if request.images else []
-                self.pending[key] = (request, request.body(self.params, jpegs))
+                self._queued[key] = (request, request.body(self.params, jpegs))
             raise BatchPending(key)
         jpegs = await asyncio.to_thread(request.images) if request.images else []
         return await self._call(request, key, request.body(self.params, jpegs))
@@ -365,7 +378,7 @@ class ApiClient:
                 retry = retryable and transient <= self.max_retries
                 delay = retry_after_seconds(error.response.headers) if retryable else None
             if not retry:
-                self.record_error(request, key, kind, reason, attempts)
+                self._record_failure(request.stage, request.video_id, key, kind, reason, attempts)
                 raise RequestFailed(f"{request.stage} failed after {attempts} attempt(s): {redact(reason)}")
             if delay is None:
                 delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1)))

@@ -8,9 +8,14 @@ Collected answers are validated into the API cache exactly like live answers; in
 errors go to the errors file and are re-queued in the next pass, at most ``max_invalid_retries`` times. Passes repeat
 until nothing is queued (a long video needs three: segment captions, video caption, QA).
 
-Example:
+Example (needs a server with the Files and Batches endpoints, e.g. OpenAI; ``api`` is an
+:class:`~dataset_builder.api.ApiClient` made with ``batch=True``)::
+
     >>> runner = BatchRunner(api, "work", "shard-00000-of-00001", poll_interval=60)  # doctest: +SKIP
-    >>> asyncio.run(runner.collect_open()); asyncio.run(runner.submit_and_collect())  # doctest: +SKIP
+    >>> asyncio.run(runner.collect_open())  # resume: collect what an earlier run submitted  # doctest: +SKIP
+    0
+    >>> asyncio.run(runner.submit_and_collect())  # doctest: +SKIP
+    'batch_abc123'
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-from .api import ApiClient, ResponseSpec, redact
+from .api import ApiClient, ResponseSpec
 from .schemas import ResponseValidationError
 from .store import JsonlStore
 
@@ -28,6 +33,8 @@ TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
 
 class BatchRunner:
+    """Submits the requests an :class:`~dataset_builder.api.ApiClient` queued in batch mode, and collects answers."""
+
     def __init__(self, api: ApiClient, work_dir: str | Path, shard_name: str, poll_interval: float = 30.0) -> None:
         self.api = api
         self.store = JsonlStore(Path(work_dir) / "batches", shard_name)
@@ -47,13 +54,14 @@ class BatchRunner:
         return len(open_batches)
 
     async def submit_and_collect(self) -> str | None:
-        """Submit everything queued in ``api.pending`` as one batch, wait for it and collect it."""
-        if not self.api.pending:
+        """Submit everything the client queued as one batch, wait for it and collect it; returns the batch id."""
+        queued = self.api.queued_for_batch()
+        if not queued:
             return None
         client = self.api.client
         lines = [
             json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": body})
-            for key, (_, body) in self.api.pending.items()
+            for key, (_, body) in queued.items()
         ]
         upload = await client.files.create(
             file=("requests.jsonl", ("\n".join(lines) + "\n").encode()), purpose="batch"
@@ -69,7 +77,7 @@ class BatchRunner:
                 "kind": r.spec.kind,
                 "task_types": list(r.spec.task_types),
             }
-            for key, (r, _) in self.api.pending.items()
+            for key, (r, _) in queued.items()
         }
         record = {
             "event": "submitted",
@@ -79,7 +87,7 @@ class BatchRunner:
             "requests": requests,
         }
         self.store.append(record)
-        self.api.pending.clear()
+        self.api.mark_submitted(queued)
         await self._wait_and_collect(record)
         return batch.id
 
@@ -125,19 +133,7 @@ class BatchRunner:
             self._fail(key, meta, f"invalid answer: {error}", kind="invalid_batch_answer")
 
     def _fail(self, key: str, meta: dict, reason: str, kind: str = "batch_error") -> None:
-        self.api.invalid_counts[key] += 1
-        self.api.usage.stages[meta["stage"]].failed += 1
-        self.api.error_store.append(
-            {
-                "time": time.time(),
-                "video_id": meta["video_id"],
-                "stage": meta["stage"],
-                "key": key,
-                "kind": kind,
-                "reason": redact(reason)[:2000],
-                "attempts": self.api.invalid_counts[key],
-            }
-        )
+        self.api.record_batch_failure(key, meta["stage"], meta["video_id"], kind, reason)
 
     def close(self) -> None:
         self.store.close()

@@ -13,10 +13,27 @@ contract's chat format with the video item first in the user turn. Videos of 20 
 ``video`` is the absolute path of the source file, or ``videos/<file>`` relative to the dataset dir with
 ``--copy-videos`` (needed for a self-contained Hub dataset).
 
-Example:
-    >>> build_dataset("work", "dataset")  # doctest: +SKIP
+Example (a work dir with one finished video, written by hand here; ``annotate`` writes it for real)::
+
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> from datasets import load_dataset
-    >>> load_dataset("dataset", "stage1", split="train")  # doctest: +SKIP
+    >>> from dataset_builder.build import build_dataset
+    >>> from dataset_builder.records import AnnotationRecord, CaptionedSegment, QAPair
+    >>> from dataset_builder.store import JsonlStore
+    >>> work, out = Path(tempfile.mkdtemp()) / "work", Path(tempfile.mkdtemp()) / "dataset"
+    >>> record = AnnotationRecord(
+    ...     video_id="PMV/a", video="/videos/PMV/a.mp4", source="PMV", fingerprint="f00d", duration=42.0, fps=30.0,
+    ...     segmentation="none", segments=(CaptionedSegment(0.0, 42.0, "A dog runs on a beach."),),
+    ...     video_caption="A dog runs on a beach.", qa=(QAPair("general_qa", "What runs?", "A dog.", "short_global",
+    ...     None, "qa_global@1.0"),), prompt_versions={"captions": ["short_caption@1.0"], "qa": ["qa_global@1.0"]},
+    ...     models={"api": "gpt-4o"}, time=0.0)
+    >>> store = JsonlStore(work / "annotations", "shard-00000-of-00001")
+    >>> store.append(record.to_dict()); store.close()
+    >>> stats = build_dataset(work, out)
+    >>> rows = load_dataset(str(out), "stage1", split="train", cache_dir=str(out.parent / "hf_cache"))
+    >>> rows.num_rows, rows[1]["messages"][0]["content"][1]["text"]  # the dense-caption row, then one per QA pair
+    (2, 'What runs?')
 """
 
 from __future__ import annotations
@@ -24,11 +41,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 from datasets import Dataset
 
 from .card import write_card
+from .error_log import ErrorLog
+from .records import AnnotationRecord
 from .schemas import CAPTIONS_FEATURES, QA_FEATURES, STAGE_BOUNDS, TRAINING_FEATURES, stage_of
 from .store import JsonlStore
 
@@ -36,7 +56,7 @@ CAPTION_INSTRUCTION = "Describe this video in detail."
 CONFIGS = ("captions", "qa", *STAGE_BOUNDS)
 
 
-def read_annotations(work_dir: str | Path) -> list[dict]:
+def read_annotations(work_dir: str | Path) -> list[AnnotationRecord]:
     """Finished video records of every shard, one per video id (the latest wins), sorted by id."""
     directory = Path(work_dir) / "annotations"
     if not directory.is_dir():
@@ -44,36 +64,36 @@ def read_annotations(work_dir: str | Path) -> list[dict]:
             f"{directory} does not exist; run `python -m dataset_builder annotate --out {work_dir}` first."
         )
     records = JsonlStore(directory, "_reader").load_index("video_id")
-    return [records[key] for key in sorted(records)]
+    return [AnnotationRecord.from_dict(records[key]) for key in sorted(records)]
 
 
 def failed_videos(work_dir: str | Path, finished: set[str]) -> dict[str, str]:
     """``{video_id: last reason}`` for videos that failed and never finished."""
     failures = {}
-    for record in JsonlStore(Path(work_dir) / "errors", "_reader").records():
+    for record in ErrorLog(JsonlStore(Path(work_dir) / "errors", "_reader")).records():
         if record.get("video_id") and record["video_id"] not in finished and record.get("stage") in ("read", "api"):
             failures[record["video_id"]] = record["reason"]
     return failures
 
 
-def caption_row(record: dict) -> dict:
-    """Annotation record -> ``captions`` row."""
+def caption_row(record: AnnotationRecord) -> dict:
+    """Annotation record -> ``captions`` row (``CAPTIONS_FEATURES``)."""
     return {
-        "video_id": record["video_id"],
-        "video": record["video"],
-        "source": record["source"],
-        "duration": record["duration"],
-        "fps": record["fps"],
-        "segmentation": record["segmentation"],
-        "segments": record["segments"],
-        "video_caption": record["video_caption"],
-        "prompt_versions": json.dumps(record["prompt_versions"], sort_keys=True),
-        "models": json.dumps(record["models"], sort_keys=True),
+        "video_id": record.video_id,
+        "video": record.video,
+        "source": record.source,
+        "duration": record.duration,
+        "fps": record.fps,
+        "segmentation": record.segmentation,
+        "segments": [asdict(segment) for segment in record.segments],
+        "video_caption": record.video_caption,
+        "prompt_versions": json.dumps(record.prompt_versions, sort_keys=True),
+        "models": json.dumps(record.models, sort_keys=True),
     }
 
 
 def explode_qa(batch: dict[str, list]) -> dict[str, list]:
-    """Batched ``datasets.map`` step: annotation records -> one ``qa`` row per question."""
+    """Batched ``datasets.map`` step: ``{video_id, source, duration, qa}`` rows -> one ``qa`` row per question."""
     rows = {name: [] for name in QA_FEATURES}
     for video_id, source, duration, qa in zip(batch["video_id"], batch["source"], batch["duration"], batch["qa"]):
         for pair in qa:
@@ -93,11 +113,11 @@ def chat(video_id: str, video: str, source: str, duration: float, question: str,
     return {"video_id": video_id, "video": video, "source": source, "duration": duration, "messages": messages}
 
 
-def training_rows(record: dict, video: str) -> list[dict]:
+def training_rows(record: AnnotationRecord, video: str) -> list[dict]:
     """Annotation record -> training rows (dense caption + every QA pair)."""
-    args = (record["video_id"], video, record["source"], record["duration"])
-    rows = [chat(*args, CAPTION_INSTRUCTION, record["video_caption"])]
-    rows += [chat(*args, pair["question"], pair["answer"]) for pair in record["qa"]]
+    args = (record.video_id, video, record.source, record.duration)
+    rows = [chat(*args, CAPTION_INSTRUCTION, record.video_caption)]
+    rows += [chat(*args, pair.question, pair.answer) for pair in record.qa]
     return rows
 
 
@@ -127,19 +147,24 @@ def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool =
     out.mkdir(parents=True, exist_ok=True)
     videos = {}
     for record in records:
-        videos[record["video_id"]] = record["video"]
+        videos[record.video_id] = record.video
         if copy_videos:
-            target = Path("videos") / f"{record['video_id'].replace('/', '__')}{Path(record['video']).suffix}"
+            target = Path("videos") / f"{record.video_id.replace('/', '__')}{Path(record.video).suffix}"
             (out / target).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(record["video"], out / target)
-            videos[record["video_id"]] = target.as_posix()
-    source = Dataset.from_list([{k: r[k] for k in ("video_id", "source", "duration", "qa")} for r in records])
+            shutil.copy2(record.video, out / target)
+            videos[record.video_id] = target.as_posix()
+    source = Dataset.from_list(
+        [
+            {"video_id": r.video_id, "source": r.source, "duration": r.duration, "qa": [asdict(p) for p in r.qa]}
+            for r in records
+        ]
+    )
     qa = source.map(explode_qa, batched=True, remove_columns=source.column_names, features=QA_FEATURES)
     stages: dict[str, list[dict]] = {stage: [] for stage in STAGE_BOUNDS}
     for record in records:
-        stage = stage_of(record["duration"])
+        stage = stage_of(record.duration)
         if stage:
-            stages[stage].extend(training_rows(record, videos[record["video_id"]]))
+            stages[stage].extend(training_rows(record, videos[record.video_id]))
     tables = {"captions": _table([caption_row(r) for r in records], CAPTIONS_FEATURES), "qa": qa}
     tables |= {stage: _table(rows, TRAINING_FEATURES) for stage, rows in stages.items()}
     written = [config for config, dataset in tables.items() if _write(dataset, out, config)]

@@ -1,7 +1,21 @@
 """The dataset card: YAML ``configs:`` for ``load_dataset``, the Table 1 counts, and the Fig. 2/3 statistics as plots.
 
-Example:
-    >>> stats = write_card(Path("dataset"), records, qa_rows, {"stage1": 10, "stage2": 0, "stage3": 0}, {})  # doctest: +SKIP
+Example (``build_dataset`` calls this with the records it read and the ``qa`` rows it wrote)::
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dataset_builder.card import write_card
+    >>> from dataset_builder.records import AnnotationRecord, CaptionedSegment
+    >>> record = AnnotationRecord("PMV/a", "/videos/a.mp4", "PMV", "f00d", 150.0, 30.0, "fixed",
+    ...                           (CaptionedSegment(0.0, 75.0, "A dog."), CaptionedSegment(75.0, 150.0, "A cat.")),
+    ...                           "A dog, then a cat.", (), {"captions": ["segment_caption@1.0"]}, {"api": "gpt-4o"}, 0.0)
+    >>> qa_rows = [{"duration": 150.0, "task_type": "temporal"}]
+    >>> out = Path(tempfile.mkdtemp())
+    >>> stats = write_card(out, [record], qa_rows, {"stage1": 0, "stage2": 3, "stage3": 0}, {}, ["captions", "stage2"])
+    >>> dict(stats["table"]["stage2"])  # 2 segment captions + the video caption
+    {'videos': 1, 'captions': 3, 'hours': 0.041666666666666664, 'temporal': 1, 'training rows': 3}
+    >>> sorted(path.name for path in (out / "plots").iterdir())[:2], "config_name: stage2" in (out / "README.md").read_text()
+    (['caption_length_vs_duration.png', 'duration_histogram.png'], True)
 """
 
 from __future__ import annotations
@@ -14,6 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .records import AnnotationRecord  # noqa: E402
 from .schemas import STAGE_BOUNDS, TASK_TYPES, stage_of  # noqa: E402
 
 CONFIG_DESCRIPTIONS = {
@@ -32,26 +47,26 @@ PLOTS = {
 }
 
 
-def compute_stats(records: list[dict], qa_rows: list[dict], training_counts: dict[str, int]) -> dict:
-    """Counts for Table 1 and the series behind every plot."""
+def compute_stats(records: list[AnnotationRecord], qa_rows: list[dict], training_counts: dict[str, int]) -> dict:
+    """Counts for Table 1 and the series behind every plot; ``qa_rows`` are ``qa`` table rows (``QA_FEATURES``)."""
     table = {stage: Counter() for stage in STAGE_BOUNDS} | {"longer": Counter()}
     for record in records:
-        row = table[stage_of(record["duration"]) or "longer"]
+        row = table[stage_of(record.duration) or "longer"]
         row["videos"] += 1
-        row["captions"] += 1 + len(record["segments"]) * (record["segmentation"] != "none")
-        row["hours"] += record["duration"] / 3600
+        row["captions"] += 1 + len(record.segments) * (record.segmentation != "none")
+        row["hours"] += record.duration / 3600
     for qa in qa_rows:
         table[stage_of(qa["duration"]) or "longer"][qa["task_type"]] += 1
     for stage, count in training_counts.items():
         table[stage]["training rows"] = count
-    segmented = [r for r in records if r["segmentation"] != "none"]
+    segmented = [r for r in records if r.segmentation != "none"]
     return {
         "table": table,
-        "durations": [r["duration"] for r in records],
-        "segments_per_video": [len(r["segments"]) for r in segmented],
-        "segment_durations": [s["end"] - s["start"] for r in segmented for s in r["segments"]],
-        "caption_words": [len(r["video_caption"].split()) for r in records],
-        "sources": Counter(r["source"] for r in records),
+        "durations": [r.duration for r in records],
+        "segments_per_video": [len(r.segments) for r in segmented],
+        "segment_durations": [s.end - s.start for r in segmented for s in r.segments],
+        "caption_words": [len(r.video_caption.split()) for r in records],
+        "sources": Counter(r.source for r in records),
         "task_types": Counter(q["task_type"] for q in qa_rows),
     }
 
@@ -114,7 +129,7 @@ def _cell(value: float) -> str:
 
 def write_card(
     out: Path,
-    records: list[dict],
+    records: list[AnnotationRecord],
     qa_rows: list[dict],
     training_counts: dict[str, int],
     failures: dict,
@@ -126,8 +141,8 @@ def write_card(
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for name in PLOTS:
         _plot(name, stats, out / "plots" / f"{name}.png")
-    prompts = sorted({p for r in records for group in r["prompt_versions"].values() for p in group})
-    models = sorted({f"{k}: {v}" for r in records for k, v in r["models"].items() if v})
+    prompts = sorted({p for r in records for group in r.prompt_versions.values() for p in group})
+    models = sorted({f"{k}: {v}" for r in records for k, v in r.models.items() if v})
     sources = ", ".join(
         f"{name} {count} ({count / len(records):.0%})" for name, count in stats["sources"].most_common()
     )

@@ -8,21 +8,29 @@ load Hugging Face checkpoints by id or local path:
 * :class:`ImageTextEmbedder` -- any ``AutoModel`` with ``get_image_features`` / ``get_text_features`` in one space
   (default ``google/siglip-so400m-patch14-384``; CLIP works too), batched.
 
-Example:
+torch and transformers are imported when a model is built, not with this module (the command line and the pure
+steps import it for the protocols and the default names).
+
+Example (downloads the checkpoints; any local path works too)::
+
+    >>> import numpy as np
+    >>> from dataset_builder.frame_models import Florence2Captioner, ImageTextEmbedder
     >>> captioner = Florence2Captioner("microsoft/Florence-2-base")  # doctest: +SKIP
     >>> embedder = ImageTextEmbedder("google/siglip-so400m-patch14-384")  # doctest: +SKIP
     >>> frames = np.zeros((8, 384, 384, 3), dtype=np.uint8)
-    >>> captions = captioner.caption(frames)  # doctest: +SKIP   (8 strings)
+    >>> captions = captioner.caption(frames)  # 8 strings  # doctest: +SKIP
     >>> embedder.embed_images(frames).shape, embedder.embed_texts(captions).shape  # doctest: +SKIP
     ((8, 1152), (8, 1152))
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_CAPTIONER = "microsoft/Florence-2-large"
 DEFAULT_EMBEDDER = "google/siglip-so400m-patch14-384"
@@ -53,6 +61,8 @@ def _batches(count: int, size: int) -> list[slice]:
 
 def _pooled(output: torch.Tensor | object) -> torch.Tensor:
     """transformers 5 returns ``BaseModelOutputWithPooling`` from ``get_*_features``; older models a tensor."""
+    import torch
+
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
@@ -68,6 +78,7 @@ class Florence2Captioner:
         device: str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        import torch
         from transformers import AutoProcessor, Florence2ForConditionalGeneration
 
         self.name, self.task, self.batch_size, self.max_new_tokens = model, task, batch_size, max_new_tokens
@@ -76,15 +87,20 @@ class Florence2Captioner:
         self.processor = AutoProcessor.from_pretrained(model)
         self.model = Florence2ForConditionalGeneration.from_pretrained(model, dtype=dtype).to(self.device).eval()
 
-    @torch.inference_mode()
     def caption(self, frames: np.ndarray) -> list[str]:
+        import torch
+
         captions: list[str] = []
-        for batch in _batches(len(frames), self.batch_size):
-            images = list(frames[batch])
-            inputs = self.processor(text=[self.task] * len(images), images=images, return_tensors="pt").to(self.device)
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-            generated = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
-            captions.extend(text.strip() for text in self.processor.batch_decode(generated, skip_special_tokens=True))
+        with torch.inference_mode():
+            for batch in _batches(len(frames), self.batch_size):
+                images = list(frames[batch])
+                inputs = self.processor(text=[self.task] * len(images), images=images, return_tensors="pt")
+                inputs = inputs.to(self.device)
+                inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+                generated = self.model.generate(
+                    **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1
+                )
+                captions.extend(t.strip() for t in self.processor.batch_decode(generated, skip_special_tokens=True))
         return captions
 
 
@@ -92,6 +108,7 @@ class ImageTextEmbedder:
     """CLIP/SigLIP-style embedder: image and text features in one space, ``batch_size`` at a time."""
 
     def __init__(self, model: str = DEFAULT_EMBEDDER, batch_size: int = 64, device: str | None = None) -> None:
+        import torch
         from transformers import AutoModel, AutoProcessor
 
         self.name, self.batch_size = model, batch_size
@@ -101,20 +118,22 @@ class ImageTextEmbedder:
         if not (hasattr(self.model, "get_image_features") and hasattr(self.model, "get_text_features")):
             raise ValueError(f"{model} has no get_image_features/get_text_features; use a CLIP or SigLIP checkpoint.")
 
-    @torch.inference_mode()
     def embed_images(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+
         features = []
-        for batch in _batches(len(frames), self.batch_size):
-            inputs = self.processor(images=list(frames[batch]), return_tensors="pt").to(self.device)
-            features.append(_pooled(self.model.get_image_features(**inputs)).float().cpu())
+        with torch.inference_mode():
+            for batch in _batches(len(frames), self.batch_size):
+                inputs = self.processor(images=list(frames[batch]), return_tensors="pt").to(self.device)
+                features.append(_pooled(self.model.get_image_features(**inputs)).float().cpu())
         return torch.cat(features).numpy()
 
-    @torch.inference_mode()
     def embed_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
         features = []
-        for batch in _batches(len(texts), self.batch_size):
-            inputs = self.processor(text=texts[batch], padding="max_length", truncation=True, return_tensors="pt").to(
-                self.device
-            )
-            features.append(_pooled(self.model.get_text_features(**inputs)).float().cpu())
+        with torch.inference_mode():
+            for batch in _batches(len(texts), self.batch_size):
+                inputs = self.processor(text=texts[batch], padding="max_length", truncation=True, return_tensors="pt")
+                features.append(_pooled(self.model.get_text_features(**inputs.to(self.device))).float().cpu())
         return torch.cat(features).numpy()

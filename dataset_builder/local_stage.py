@@ -1,16 +1,22 @@
 """The local (free) stage of one video: probe, 1-fps frames, frame captions + features, segmentation.
 
-Its output is a JSON-serialisable *local record*, cached in ``work/local`` by
-``sha256(fingerprint, segmentation settings, model names)`` so re-runs never decode or run the models again:
+Its output is a :class:`~dataset_builder.records.LocalRecord`, cached in ``work/local`` by
+``sha256(fingerprint, segmentation settings, model names)`` so re-runs never decode or run the models again.
 
-``{"key", "video_id", "fingerprint", "duration", "fps", "width", "height", "decode_size": [h, w],
-"timestamps": [t0, ...], "segmentation": "semantic"|"fixed"|"none", "segments": [{"start", "end", "first_frame",
-"last_frame"}]}``
+Example (a 65 s video in fixed 10 s segments; semantic segmentation would also take a captioner and an embedder)::
 
-Example:
-    >>> record = run_local_stage(item, settings, provider, captioner, embedder)  # doctest: +SKIP
-    >>> [(s["start"], s["end"]) for s in record["segments"]]  # doctest: +SKIP
-    [(0.0, 41.0), (41.0, 83.0), (83.0, 125.0)]
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dataset_builder.local_stage import LocalSettings, run_local_stage
+    >>> from dataset_builder.videos import FrameProvider, VideoItem, fingerprint
+    >>> from processing.synthetic import write_scene_video
+    >>> path = Path(tempfile.mkdtemp()) / "clip.mp4"
+    >>> cuts = write_scene_video(path, [30, 35])
+    >>> item = VideoItem("clip", str(path), "demo")
+    >>> record, provider = run_local_stage(item, LocalSettings(segmentation="fixed"), fingerprint(path), FrameProvider,
+    ...                                    None, None)
+    >>> record.segmentation, len(record.timestamps), [(s.start, s.end) for s in record.segments[-2:]]
+    ('fixed', 65, [(50.0, 60.0), (60.0, 65.0)])
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .frame_models import FrameCaptioner, FrameEmbedder
+from .records import LocalRecord
 from .segmentation import (
     DEFAULT_MIN_SEGMENT_SECONDS,
     DEFAULT_THRESHOLD,
@@ -68,7 +75,7 @@ def run_local_stage(
     provider_factory,
     captioner: FrameCaptioner | None,
     embedder: FrameEmbedder | None,
-) -> tuple[dict, FrameProvider]:
+) -> tuple[LocalRecord, FrameProvider]:
     """Probe and segment one video. Raises ``VideoReadError`` / ``ValueError`` for unusable videos.
 
     ``provider_factory(path, (h, w), fps)`` builds the frame provider; semantic segmentation decodes through it, so
@@ -103,18 +110,18 @@ def run_local_stage(
             threshold=settings.threshold,
             min_segment_seconds=settings.min_segment_seconds,
         )
-    record = {
-        "key": settings.key(fingerprint),
-        "video_id": item.video_id,
-        "fingerprint": fingerprint,
-        "duration": float(info.duration),
-        "fps": float(info.fps),
-        "width": int(info.width),
-        "height": int(info.height),
-        "decode_size": list(size),
-        "timestamps": [round(float(t), 4) for t in timestamps],
-        "segmentation": mode,
-        "segments": [asdict(segment) for segment in segments],
-        "frame_models": {"captioner": captioner.name, "embedder": embedder.name} if mode == "semantic" else {},
-    }
+    record = LocalRecord(
+        key=settings.key(fingerprint),
+        video_id=item.video_id,
+        fingerprint=fingerprint,
+        duration=float(info.duration),
+        fps=float(info.fps),
+        width=int(info.width),
+        height=int(info.height),
+        decode_size=size,
+        timestamps=tuple(round(float(t), 4) for t in timestamps),
+        segmentation=mode,
+        segments=tuple(segments),
+        frame_models={"captioner": captioner.name, "embedder": embedder.name} if mode == "semantic" else {},
+    )
     return record, provider

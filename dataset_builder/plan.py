@@ -8,92 +8,109 @@ up to ``max_segments`` consecutive segment captions) and ``single_segment`` (loc
 segment with the dense caption as context). Random choices are seeded by the video id, so a re-run builds the same
 requests (and hits the cache).
 
-Example:
-    >>> requests = segment_caption_requests(local, provider.jpegs, settings)  # doctest: +SKIP
+Example (frames are encoded only when a request misses the cache, through the ``jpegs(times)`` callable)::
+
+    >>> from dataset_builder.plan import PlanSettings, segment_caption_requests
+    >>> from dataset_builder.records import LocalRecord
+    >>> from dataset_builder.segmentation import fixed_segments
+    >>> times = [float(t) for t in range(70)]
+    >>> local = LocalRecord("k", "PMV/a", "f00d", 70.0, 30.0, 640, 360, (288, 512), tuple(times), "fixed",
+    ...                     tuple(fixed_segments(times, 70.0, seconds=35.0)), {})
+    >>> requests, sent = segment_caption_requests(local, jpegs=lambda times: [], settings=PlanSettings())
+    >>> len(requests), len(sent), requests[1].image_ids[0]
+    (2, 16, 'f00d@35.000@288x512')
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .api import ChatRequest, ResponseSpec
 from .prompts import load_prompt
+from .records import LocalRecord
 from .schemas import STRATEGY_TASK_TYPES
+from .segmentation import Segment
+
+Jpegs = Callable[[list[float]], list[bytes]]
 
 
 @dataclass(frozen=True)
 class PlanSettings:
+    """How many frames each caption request sends, how wide the multi-segment window is, questions per task type."""
+
     frames_per_segment: int = 8
     frames_short_video: int = 16
     max_segments: int = 6
     questions_per_type: int = 1
 
 
-def pick_times(timestamps: list[float], first: int, last: int, count: int) -> list[float]:
+def pick_times(timestamps: Sequence[float], first: int, last: int, count: int) -> list[float]:
     """Up to ``count`` sampled times spread uniformly over frames ``first..last`` (inclusive)."""
     span = last - first + 1
     indices = np.unique(np.linspace(first, last, num=min(count, span)).round().astype(int))
     return [timestamps[i] for i in indices]
 
 
-def _image_request(stage, prompt_name, local, times, jpegs, text_fields) -> ChatRequest:
+def _image_request(
+    stage: str, prompt_name: str, local: LocalRecord, times: list[float], jpegs: Jpegs, text_fields: dict
+) -> ChatRequest:
     prompt = load_prompt(prompt_name)
-    height, width = local["decode_size"]
+    height, width = local.decode_size
     return ChatRequest(
         stage=stage,
-        video_id=local["video_id"],
+        video_id=local.video_id,
         prompt=prompt,
         text=prompt.render(num_frames=len(times), **text_fields),
         spec=ResponseSpec("text"),
-        image_ids=tuple(f"{local['fingerprint']}@{t:.3f}@{height}x{width}" for t in times),
+        image_ids=tuple(f"{local.fingerprint}@{t:.3f}@{height}x{width}" for t in times),
         images=lambda: jpegs(times),
         image_size=(width, height),
     )
 
 
-def short_caption_request(local: dict, jpegs, settings: PlanSettings) -> tuple[ChatRequest, list[float]]:
+def short_caption_request(local: LocalRecord, jpegs: Jpegs, settings: PlanSettings) -> tuple[ChatRequest, list[float]]:
     """The single-pass caption of a video under 60 s, and the frame times it sends."""
-    times = pick_times(local["timestamps"], 0, len(local["timestamps"]) - 1, settings.frames_short_video)
-    return _image_request(
-        "short_caption", "short_caption", local, times, jpegs, {"duration": local["duration"]}
-    ), times
+    times = pick_times(local.timestamps, 0, len(local.timestamps) - 1, settings.frames_short_video)
+    return _image_request("short_caption", "short_caption", local, times, jpegs, {"duration": local.duration}), times
 
 
-def segment_caption_requests(local: dict, jpegs, settings: PlanSettings) -> tuple[list[ChatRequest], list[float]]:
+def segment_caption_requests(
+    local: LocalRecord, jpegs: Jpegs, settings: PlanSettings
+) -> tuple[list[ChatRequest], list[float]]:
     """One caption request per segment (its frames only), and all frame times they send."""
     requests, all_times = [], []
-    for segment in local["segments"]:
-        times = pick_times(
-            local["timestamps"], segment["first_frame"], segment["last_frame"], settings.frames_per_segment
-        )
-        fields = {"start": segment["start"], "end": segment["end"]}
+    for segment in local.segments:
+        times = pick_times(local.timestamps, segment.first_frame, segment.last_frame, settings.frames_per_segment)
+        fields = {"start": segment.start, "end": segment.end}
         requests.append(_image_request("segment_caption", "segment_caption", local, times, jpegs, fields))
         all_times.extend(times)
     return requests, all_times
 
 
-def format_segments(segments: list[dict], captions: list[str]) -> str:
-    return "\n\n".join(f"[{s['start']:.0f}s - {s['end']:.0f}s] {c}" for s, c in zip(segments, captions))
+def format_segments(segments: Sequence[Segment], captions: Sequence[str]) -> str:
+    """``[start s - end s] caption`` per segment, blank-line separated: the timestamped input of later prompts."""
+    return "\n\n".join(f"[{s.start:.0f}s - {s.end:.0f}s] {c}" for s, c in zip(segments, captions))
 
 
-def _text_request(stage: str, prompt_name: str, local: dict, spec: ResponseSpec, **fields) -> ChatRequest:
+def _text_request(stage: str, prompt_name: str, local: LocalRecord, spec: ResponseSpec, **fields) -> ChatRequest:
     prompt = load_prompt(prompt_name)
-    text = prompt.render(duration=local["duration"], **fields)
-    return ChatRequest(stage=stage, video_id=local["video_id"], prompt=prompt, text=text, spec=spec)
+    text = prompt.render(duration=local.duration, **fields)
+    return ChatRequest(stage=stage, video_id=local.video_id, prompt=prompt, text=text, spec=spec)
 
 
-def video_caption_request(local: dict, segment_captions: list[str]) -> ChatRequest:
+def video_caption_request(local: LocalRecord, segment_captions: list[str]) -> ChatRequest:
     """Merge the timestamped segment captions into one dense video caption."""
-    text = format_segments(local["segments"], segment_captions)
+    text = format_segments(local.segments, segment_captions)
     return _text_request("video_caption", "video_caption", local, ResponseSpec("text"), segment_captions=text)
 
 
 def qa_requests(
-    local: dict, video_caption: str, segment_captions: list[str], settings: PlanSettings
+    local: LocalRecord, video_caption: str, segment_captions: list[str], settings: PlanSettings
 ) -> list[tuple[str, int | None, ChatRequest]]:
     """``(strategy, segment index or None, request)`` for every QA strategy that applies to the video."""
     n = settings.questions_per_type
@@ -101,15 +118,15 @@ def qa_requests(
     def spec(strategy: str) -> ResponseSpec:
         return ResponseSpec("qa", STRATEGY_TASK_TYPES[strategy])
 
-    if local["segmentation"] == "none":
+    if local.segmentation == "none":
         types = ", ".join(STRATEGY_TASK_TYPES["short_global"])
         fields = {"video_caption": video_caption, "task_types": types, "questions_per_type": n}
         return [("short_global", None, _text_request("qa", "qa_global", local, spec("short_global"), **fields))]
     types = ", ".join(STRATEGY_TASK_TYPES["global"])
     fields = {"video_caption": video_caption, "task_types": types, "questions_per_type": n}
     plans = [("global", None, _text_request("qa", "qa_global", local, spec("global"), **fields))]
-    rng = random.Random(int(hashlib.sha256(local["video_id"].encode()).hexdigest(), 16))
-    segments = local["segments"]
+    rng = random.Random(int(hashlib.sha256(local.video_id.encode()).hexdigest(), 16))
+    segments = local.segments
     if len(segments) >= 2:
         width = min(settings.max_segments, len(segments))
         first = rng.randrange(len(segments) - width + 1)
@@ -123,8 +140,8 @@ def qa_requests(
     fields = {
         "video_caption": video_caption,
         "segment_caption": segment_captions[index],
-        "start": segments[index]["start"],
-        "end": segments[index]["end"],
+        "start": segments[index].start,
+        "end": segments[index].end,
         "questions_per_type": n,
     }
     plans.append(

@@ -1,6 +1,7 @@
 """Temporal segmentation of a 1-fps frame sequence (paper section 3, "semantic segmentation").
 
-Pure functions over NumPy arrays; no model or I/O here.
+Pure functions over NumPy arrays; no model or I/O here. Only NumPy is imported with the module; scikit-learn (seconds
+to import) when :func:`cluster_labels` first runs.
 
 Similarity (paper): for frames ``i, j`` of a video with ``N`` sampled frames, image features ``f^I`` and caption text
 features ``f^C`` (both L2-normalised, shape ``(N, D)``)::
@@ -38,7 +39,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
 DEFAULT_THRESHOLD = 0.7
 MIN_SEGMENTATION_SECONDS = 60.0
@@ -103,6 +103,8 @@ def cluster_labels(distance: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -
         raise ValueError(f"threshold must be > 0, got {threshold}.")
     if distance.shape[0] < 2:
         return np.zeros(distance.shape[0], dtype=np.int64)
+    from sklearn.cluster import AgglomerativeClustering
+
     model = AgglomerativeClustering(
         n_clusters=None, metric="precomputed", linkage=LINKAGE, distance_threshold=threshold
     )

@@ -7,9 +7,20 @@ Inputs (``--videos``):
       a ``.csv`` with the same columns, or a ``.txt`` with one path per line. Relative paths are relative to the
       manifest. Sources are free labels (PMV, SA-V, VIDAL, YouTube-8M, ...).
 
-Example:
-    >>> items = list_videos("videos/")  # doctest: +SKIP
-    >>> mine = shard_items(items, index=0, count=4)  # doctest: +SKIP
+Example (listing reads only names; the files here are empty)::
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dataset_builder.videos import list_videos, shard_items
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name in ("PMV/a.mp4", "PMV/b.mkv", "SA-V/c.webm", "notes.txt"):
+    ...     (root / name).parent.mkdir(exist_ok=True)
+    ...     (root / name).touch()
+    >>> items = list_videos(root)
+    >>> [(item.video_id, item.source) for item in items]
+    [('PMV/a', 'PMV'), ('PMV/b', 'PMV'), ('SA-V/c', 'SA-V')]
+    >>> sum(len(shard_items(items, index, count=2)) for index in range(2))  # every video in exactly one shard
+    3
 """
 
 from __future__ import annotations

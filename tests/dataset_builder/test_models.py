@@ -6,7 +6,8 @@ import pytest
 from dataset_builder.frame_models import FrameCaptioner, FrameEmbedder
 from dataset_builder.local_stage import LocalSettings, run_local_stage
 from dataset_builder.videos import FrameProvider, VideoItem, fingerprint
-from tests.dataset_builder_fixtures import build_tiny_florence2, build_tiny_siglip, make_video
+from processing.synthetic import write_scene_video
+from tests.dataset_builder.fixtures import build_tiny_florence2, build_tiny_siglip
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +35,12 @@ def test_models_follow_the_protocols_and_batching_does_not_change_results(models
 
 def test_semantic_local_stage_runs_with_the_default_model_classes(models, tmp_path):
     captioner, embedder = models
-    make_video(tmp_path / "long.mp4", [30, 31])
+    write_scene_video(tmp_path / "long.mp4", [30, 31])
     item = VideoItem("long", str(tmp_path / "long.mp4"), "test")
     settings = LocalSettings(segmentation="semantic", frame_size=64)
     record, provider = run_local_stage(item, settings, fingerprint(item.path), FrameProvider, captioner, embedder)
-    assert record["segmentation"] == "semantic" and len(record["timestamps"]) == 61
-    segments = record["segments"]
-    assert segments[0]["start"] == 0.0 and segments[-1]["end"] == pytest.approx(61.0)
-    assert all(a["end"] == b["start"] for a, b in zip(segments, segments[1:]))
-    assert record["frame_models"] == {"captioner": captioner.name, "embedder": embedder.name}
+    assert record.segmentation == "semantic" and len(record.timestamps) == 61
+    segments = record.segments
+    assert segments[0].start == 0.0 and segments[-1].end == pytest.approx(61.0)
+    assert all(a.end == b.start for a, b in zip(segments, segments[1:]))
+    assert record.frame_models == {"captioner": captioner.name, "embedder": embedder.name}

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from dataset_builder.__main__ import main
 from dataset_builder.store import JsonlStore
-from tests._openai_server import FakeOpenAIServer
-from tests.dataset_builder_fixtures import make_video
+from processing.synthetic import write_scene_video
+from tests.dataset_builder._openai_server import FakeOpenAIServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cached_ids(work: Path) -> set[str]:
@@ -23,7 +23,9 @@ def test_kill_9_then_resume_makes_no_repeated_calls(tmp_path, monkeypatch):
     videos = tmp_path / "videos"
     videos.mkdir()
     for k in range(3):
-        make_video(videos / f"v{k}.mp4", [35, 35], seed=k)  # 70 s: 7 fixed segments + merge + 3 QA = 11 calls each
+        write_scene_video(
+            videos / f"v{k}.mp4", [35, 35], seed=k
+        )  # 70 s: 7 fixed segments + merge + 3 QA = 11 calls each
     work = tmp_path / "work"
     monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
     with FakeOpenAIServer(latency=0.25) as server:

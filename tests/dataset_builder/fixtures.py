@@ -1,52 +1,18 @@
-"""Helpers for the dataset_builder tests: synthetic videos with known cuts, colour-based frame "models", tiny models.
+"""Helpers for the dataset_builder tests: colour-based frame "models", tiny real frame models, the CLI runner.
 
 The colour captioner/embedder are deterministic stand-ins that implement the pipeline's FrameCaptioner/FrameEmbedder
 protocols: the image feature is the mean colour of a 3x3 grid (centred), the caption names that grid, and the text
-feature parses the caption back, so scene changes in the synthetic videos are visible to the segmentation.
+feature parses the caption back, so scene changes in the synthetic videos (``processing.synthetic.write_scene_video``)
+are visible to the segmentation.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 
-SCENE_COLOURS = [(220, 30, 30), (30, 200, 40), (40, 40, 220), (230, 220, 40), (200, 40, 200)]
-
-
-def scene_frame(scene: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A frame of scene ``scene``: a solid colour with a scene-specific stripe pattern and a little noise."""
-    colour = np.array(SCENE_COLOURS[scene % len(SCENE_COLOURS)], dtype=np.float64)
-    frame = np.broadcast_to(colour, (size, size, 3)).copy()
-    stripe = size // (scene % 3 + 2)
-    frame[:, ::stripe] = 255 - colour
-    frame += rng.normal(0, 6, frame.shape)
-    return np.clip(frame, 0, 255).astype(np.uint8)
-
-
-def make_video(
-    path: str | Path, scene_seconds: list[float], fps: int = 2, size: int = 64, seed: int = 0
-) -> list[float]:
-    """Encode an H.264 MP4 with one scene per entry of ``scene_seconds``; returns the cut times in seconds."""
-    rng = np.random.default_rng(seed)
-    container = av.open(str(path), mode="w")
-    stream = container.add_stream("libx264", rate=fps)
-    stream.width = stream.height = size
-    stream.pix_fmt = "yuv420p"
-    stream.options = {"preset": "ultrafast", "g": str(4 * fps)}
-    cuts, elapsed = [], 0.0
-    for scene, seconds in enumerate(scene_seconds):
-        for _ in range(round(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(scene_frame(scene, size, rng), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        elapsed += seconds
-        cuts.append(elapsed)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return cuts[:-1]
+from dataset_builder.__main__ import main
 
 
 def grid_colours(frames: np.ndarray) -> np.ndarray:
@@ -79,6 +45,13 @@ class ColourEmbedder:
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return np.array([[float(v) for v in text.split()[1:]] for text in texts], dtype=np.float32)
+
+
+def annotate(videos_dir: str | Path, work: str | Path, server, *extra: str) -> int:
+    """``python -m dataset_builder annotate`` (in-process) against ``server`` with the colour frame models."""
+    argv = ["annotate", "--videos", str(videos_dir), "--out", str(work), "--base-url", server.base_url,
+            "--concurrency", "4", "--no-progress", "--backoff-base", "0.01", *extra]  # fmt: skip
+    return main(argv, captioner_factory=ColourCaptioner, embedder_factory=ColourEmbedder)
 
 
 def train_tokenizer(special: list[str]):

@@ -10,8 +10,8 @@ from datasets import load_dataset
 from dataset_builder.__main__ import main
 from dataset_builder.schemas import STRATEGY_TASK_TYPES
 from dataset_builder.store import JsonlStore
-from tests._openai_server import FakeOpenAIServer
-from tests.dataset_builder_fixtures import ColourCaptioner, ColourEmbedder, make_video
+from processing.synthetic import write_scene_video
+from tests.dataset_builder.fixtures import annotate
 
 SECRET = "sk-test-PIPELINE-SECRET-42"
 
@@ -22,25 +22,17 @@ def videos(tmp_path_factory):
     (root / "PMV").mkdir()
     (root / "SA-V").mkdir()
     cuts = {
-        "PMV/long": make_video(root / "PMV" / "long.mp4", [25, 20, 30]),
-        "SA-V/short": make_video(root / "SA-V" / "short.mp4", [4, 6]),
+        "PMV/long": write_scene_video(root / "PMV" / "long.mp4", [25, 20, 30]),
+        "SA-V/short": write_scene_video(root / "SA-V" / "short.mp4", [4, 6]),
     }
     (root / "PMV" / "corrupt.mp4").write_bytes(b"\x00\x01 not a video" * 50)
     (root / "PMV" / "empty.mp4").write_bytes(b"")
     return root, cuts
 
 
-@pytest.fixture
-def server(monkeypatch):
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    with FakeOpenAIServer() as running:
-        yield running
-
-
-def annotate(videos_dir, work, server, *extra):
-    argv = ["annotate", "--videos", str(videos_dir), "--out", str(work), "--base-url", server.base_url,
-            "--concurrency", "4", "--no-progress", "--backoff-base", "0.01", *extra]  # fmt: skip
-    return main(argv, captioner_factory=ColourCaptioner, embedder_factory=ColourEmbedder)
 
 
 def records(work, store="annotations"):
@@ -141,6 +133,16 @@ def test_fixed_segmentation_dry_run_and_shards(videos, server, tmp_path, capsys)
         shard_ids += [r["video_id"] for r in records(tmp_path / f"shard{index}", "local").values()]
     assert sorted(shard_ids) == ["PMV/long", "SA-V/short"]
     assert main(["annotate", "--videos", str(root), "--out", str(work), "--shard", "2/2"]) == 2
+
+
+def test_progress_bars_count_videos_and_calls(videos, tmp_path, capsys):
+    root, _ = videos
+    argv = ["annotate", "--videos", str(root), "--out", str(tmp_path / "work"), "--segmentation", "fixed", "--dry-run"]
+    assert main(argv) == 0
+    bars = {line.split(":")[0].strip(): line for line in capsys.readouterr().err.replace("\r", "\n").splitlines()}
+    assert "video/s" in bars["videos"] or "s/video" in bars["videos"]
+    assert bars["videos"].split("|")[-1].strip().startswith("4/4")  # two readable videos, two broken ones
+    assert "video" in bars["local"] and "call" in bars["captions"] and "call" in bars["qa"]
 
 
 def test_manifest_sources_and_bad_manifest(videos, tmp_path):

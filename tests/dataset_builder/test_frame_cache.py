@@ -7,21 +7,26 @@ from datasets import load_dataset
 from dataset_builder.__main__ import main
 from processing import load_video
 from processing.frame_cache import FrameCache
-from tests.dataset_builder_fixtures import make_video
-from tests.test_dataset_builder_pipeline import annotate, server  # noqa: F401  (the local OpenAI server fixture)
+from processing.synthetic import write_scene_video
+from tests.dataset_builder.fixtures import annotate
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     root = tmp_path_factory.mktemp("videos")
-    make_video(root / "long.mp4", [25, 20, 20])
-    make_video(root / "short.mp4", [4, 6])
-    make_video(root / "other.mp4", [5, 3])
+    write_scene_video(root / "long.mp4", [25, 20, 20])
+    write_scene_video(root / "short.mp4", [4, 6])
+    write_scene_video(root / "other.mp4", [5, 3])
     (root / "broken.mp4").write_bytes(b"not a video" * 20)
     return root
 
 
-def test_sharded_runs_fill_one_cache_that_matches_decoding(videos, server, tmp_path):  # noqa: F811
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+
+
+def test_sharded_runs_fill_one_cache_that_matches_decoding(videos, server, tmp_path):
     work, out = tmp_path / "work", tmp_path / "dataset"
     assert annotate(videos, work, server, "--shard", "0/2") == 0
     assert annotate(videos, work, server, "--shard", "1/2") == 0
@@ -49,6 +54,6 @@ def test_sharded_runs_fill_one_cache_that_matches_decoding(videos, server, tmp_p
     np.testing.assert_array_equal(shipped.read("long")[0], cache.read("long")[0])
 
 
-def test_no_frame_cache_flag(videos, server, tmp_path):  # noqa: F811
+def test_no_frame_cache_flag(videos, server, tmp_path):
     assert annotate(videos, tmp_path / "work", server, "--no-frame-cache", "--segmentation", "fixed") == 0
     assert not (tmp_path / "work" / "frame_cache").exists()

@@ -10,15 +10,8 @@ from dataset_builder.api import ApiClient, BatchPending, ChatRequest, RequestFai
 from dataset_builder.batch import BatchRunner
 from dataset_builder.prompts import load_prompt
 from dataset_builder.store import JsonlStore
-from tests._openai_server import FakeOpenAIServer
 
 SECRET = "sk-test-VERYSECRET-0123456789"
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAIServer() as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)
