@@ -33,13 +33,13 @@ from dataset_builder.segmentation import segment_frames  # noqa: E402
 from dataset_builder.store import JsonlStore  # noqa: E402
 from processing.synthetic import write_scene_video  # noqa: E402
 
-# The test suite's fake OpenAI server, started as its own process (not imported) so it does not share our GIL.
-FAKE_SERVER = ROOT / "tests" / "dataset_builder" / "_openai_server.py"
+# The kit's local OpenAI-compatible server, started as its own process (not imported) so it does not share our GIL.
+FAKE_SERVER_MODULE = "dataset_builder.fake_openai_server"
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, str(FAKE_SERVER), "--latency", str(latency)],
+        [sys.executable, "-m", FAKE_SERVER_MODULE, "--latency", str(latency)],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     port = process.stdout.readline().split()[1]

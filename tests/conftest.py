@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from processing.synthetic import write_video
+
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
@@ -33,20 +35,6 @@ def random_frames():
         return generator.integers(0, 256, (num_frames, height, width, 3), dtype=np.uint8)
 
     return make
-
-
-def write_video(path: Path, num_frames: int, fps: int = 10, width: int = 64, height: int = 48) -> Path:
-    """An H.264 MP4 whose frame i is filled with gray level (8 * i) % 256, so tests can tell frames apart."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index in range(num_frames):
-            frame = np.full((height, width, 3), (8 * index) % 256, dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.dataset_builder._openai_server import FakeOpenAIServer
+from dataset_builder.fake_openai_server import FakeOpenAIServer
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from processing import load_video, probe_video
 from processing.frame_cache import FrameCache, FrameCacheWriter, load_frames
 from processing.frame_sampling import sample_frame_indices
-from tests.conftest import write_video
+from processing.synthetic import write_video
 
 
 def cache_video(writer: FrameCacheWriter, video_id: str, path) -> None:

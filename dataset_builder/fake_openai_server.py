@@ -16,7 +16,7 @@ Example:
     1
 
 Run standalone (used by the benchmark so the server does not share the client's GIL):
-``python -m tests.dataset_builder._openai_server --latency 0.2`` prints ``PORT <n>`` and serves until stdin closes.
+``python -m dataset_builder.fake_openai_server --latency 0.2`` prints ``PORT <n>`` and serves until stdin closes.
 """
 
 from __future__ import annotations
