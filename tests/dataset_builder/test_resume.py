@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from dataset_builder.__main__ import main
+from dataset_builder.fake_openai_server import FakeOpenAIServer
 from dataset_builder.store import JsonlStore
 from processing.synthetic import write_scene_video
-from dataset_builder.fake_openai_server import FakeOpenAIServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
