@@ -50,18 +50,40 @@ def main(argv: list[str] | None = None) -> int:
 
     from processing.frame_cache import FrameCache
 
-    from .inference import InputError, build_messages, load_media, load_model, prepare_inputs, stream_generate
+    from .inference import (
+        CLI_WORDING,
+        InputError,
+        build_messages,
+        check_media_file,
+        check_model_available,
+        load_media,
+        load_model,
+        prepare_inputs,
+        stream_generate,
+    )
 
-    model, processor = load_model(args.model, device=args.device, attn_implementation=args.attn_implementation)
+    media_path = args.video or args.image
+    try:  # everything that can be checked without the model first: a typo must not cost a model load
+        check_media_file(media_path, CLI_WORDING)
+        check_model_available(args.model)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        model, processor = load_model(args.model, device=args.device, attn_implementation=args.attn_implementation)
+    except (OSError, ValueError) as error:  # a wrong id, a broken checkpoint: its message names it
+        print(f"error: cannot load the model {args.model!r}: {error}", file=sys.stderr)
+        return 2
     try:
         media_item = load_media(
-            args.video or args.image,
+            media_path,
             model,
             args.frames or model.config.num_frames,
             args.max_new_tokens,
             max_video_seconds=args.max_video_minutes * 60,
             frame_cache=FrameCache(args.frame_cache) if args.frame_cache else None,
             video_id=args.video_id,
+            wording=CLI_WORDING,
         )
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -44,6 +46,90 @@ DEFAULT_MAX_VIDEO_SECONDS = 3 * 60 * 60.0
 
 class InputError(ValueError):
     """A problem with the user's input (file, question or settings), phrased for the user, fix included."""
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How messages name the user's means of fixing their input: the Space speaks of uploads and its Frames slider,
+    the command line of paths and `--frames`."""
+
+    provide_file: str = "upload"
+    frames_setting: str = "the Frames setting"
+
+
+SPACE_WORDING = Wording()
+CLI_WORDING = Wording(provide_file="pass", frames_setting="--frames")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub endpoint accepts a TCP connection (no minutes of download retries when offline)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def check_model_available(model_id: str) -> None:
+    """Raise `InputError` at once when `model_id` is a Hub id that cannot be had: the Hub is unreachable and the
+    checkpoint is not in the local cache (instead of minutes of retries and a long traceback)."""
+    if model_id == TINY_MODEL_ID or Path(model_id).exists() or hub_reachable():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+        raise InputError(
+            f"Cannot load {model_id!r}: the Hugging Face Hub is unreachable and the model is not in the local cache. "
+            "Pass a local checkpoint directory, or download it first where the Hub is reachable "
+            f"(`huggingface-cli download {model_id}`)."
+        )
+
+
+def check_media_file(path: str | os.PathLike, wording: Wording = SPACE_WORDING) -> None:
+    """The checks that need no model: `path` exists and is a readable image or a video with frames. Raises
+    `InputError`; run it before loading a model, so a mistyped path costs nothing."""
+    path = str(path)
+    _require_file(path, wording)
+    if is_image_path(path):
+        _read_image(path, wording)
+    else:
+        _probe(path, wording)
+
+
+def _require_file(path: str, wording: Wording) -> None:
+    if not Path(path).is_file():
+        fix = "upload it again" if wording.provide_file == "upload" else "check the path"
+        raise InputError(f"The file {Path(path).name!r} does not exist or is incomplete: {fix}.")
+
+
+def _read_image(path: str, wording: Wording) -> Image.Image:
+    name = Path(path).name
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as error:
+        reason = str(error).replace(path, name)
+        raise InputError(
+            f"{name!r} is not a readable image ({reason}): {wording.provide_file} a PNG, JPEG or WebP file."
+        ) from None
+
+
+def _probe(path: str, wording: Wording):
+    name = Path(path).name
+    try:
+        info = probe_video(path)
+    except VideoReadError as error:  # its message names the file, the problem and the fix
+        raise InputError(str(error).replace(path, name)) from None
+    if info.num_frames < 1 or info.duration <= 0:
+        raise InputError(
+            f"{name!r} contains no video frames (zero-length video): {wording.provide_file} a video that plays."
+        )
+    return info
 
 
 @dataclass
@@ -146,6 +232,7 @@ def load_media(
     frame_size: int | None = None,
     frame_cache: FrameCache | None = None,
     video_id: str | None = None,
+    wording: Wording = SPACE_WORDING,
 ) -> Media:
     """Read an image, or sample `num_frames` frames of a video, after checking everything the user can get wrong.
 
@@ -158,21 +245,15 @@ def load_media(
     """
     path = str(path)
     name = Path(path).name
-    if not Path(path).is_file():
-        raise InputError(f"The file {name!r} does not exist or was not uploaded completely: upload it again.")
+    _require_file(path, wording)
     if is_image_path(path):
-        try:
-            with Image.open(path) as image:
-                return Media(path=path, image=image.convert("RGB"))
-        except (OSError, ValueError) as error:
-            reason = str(error).replace(path, name)
-            raise InputError(
-                f"{name!r} is not a readable image ({reason}): upload a PNG, JPEG or WebP file."
-            ) from None
+        return Media(path=path, image=_read_image(path, wording))
 
     max_frames = model.config.max_frames
     if not 1 <= num_frames <= max_frames:
-        raise InputError(f"Frames must be between 1 and {max_frames}, got {num_frames}: change the Frames setting.")
+        raise InputError(
+            f"Frames must be between 1 and {max_frames}, got {num_frames}: change {wording.frames_setting}."
+        )
     fitting = max_frames_for_context(model, max_new_tokens)
     if num_frames > fitting:
         raise InputError(
@@ -180,12 +261,7 @@ def load_media(
             f"model's context of {context_length(model)} tokens leaves after {max_new_tokens} new tokens: use at "
             f"most {fitting} frames (or fewer max new tokens)."
         )
-    try:
-        info = probe_video(path)
-    except VideoReadError as error:  # its message names the file, the problem and the fix
-        raise InputError(str(error).replace(path, name)) from None
-    if info.num_frames < 1 or info.duration <= 0:
-        raise InputError(f"{name!r} contains no video frames (zero-length video): upload a video that plays.")
+    info = _probe(path, wording)
     if info.duration > max_video_seconds:
         raise InputError(
             f"{name!r} lasts {_format_duration(info.duration)}; videos up to {_format_duration(max_video_seconds)} "

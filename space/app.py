@@ -22,12 +22,10 @@ import argparse
 import contextlib
 import logging
 import os
-import socket
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 APP_DIR = Path(__file__).resolve().parent
 # Uploads live in a folder this app owns (set before gradio is imported, which reads it).
@@ -53,6 +51,7 @@ from modeling_prolongvid.inference import (  # noqa: E402
     InputError,
     Media,
     build_messages,
+    hub_reachable,
     load_media,
     load_model,
     prepare_inputs,
@@ -75,20 +74,6 @@ STRIP_FRAME_SIZE = 160
 
 
 # ---------------------------------------------------------------- model (loaded once, at startup)
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub endpoint accepts a TCP connection (no 25 s of download retries when offline)."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return False
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
 
 
 def load_app_model(requested: str | None) -> tuple[object, object, str | None]:

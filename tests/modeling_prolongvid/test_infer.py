@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -189,3 +191,35 @@ def test_python_dash_m_entry_point(tiny_checkpoint):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip()
+
+
+def test_cli_checks_the_file_before_loading_any_model(tmp_path, capsys, monkeypatch):
+    import modeling_prolongvid.inference as inference
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(inference, "load_model", must_not_load)
+    argv = ["--model", "someone/some-model", "--video", str(tmp_path / "missing.mp4"), "--question", "What?"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "'missing.mp4' does not exist" in err and "check the path" in err and "upload" not in err
+
+
+def test_cli_offline_with_a_hub_id_fails_fast_with_one_line(tmp_path):
+    command = [sys.executable, "-m", "modeling_prolongvid.infer", "--model", "someone/not-cached-model"]
+    command += ["--video", str(SAMPLE_VIDEO), "--question", "What happens?"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "unreachable" in result.stderr and "someone/not-cached-model" in result.stderr
+    assert time.monotonic() - started < 60  # no minutes of download retries
+
+
+def test_cli_messages_speak_of_options_not_uploads(tiny_checkpoint, capsys):
+    argv = ["--model", str(tiny_checkpoint), "--video", str(SAMPLE_VIDEO), "--question", "What?", "--frames", "999"]
+    assert main([*argv, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "change --frames" in err and "Frames setting" not in err and "upload" not in err
