@@ -132,6 +132,7 @@ class ProLongVidForConditionalGeneration(LlavaOnevisionForConditionalGeneration)
     >>> frames, timestamps = load_video("clip.mp4", num_frames=8)  # doctest: +SKIP
     >>> inputs = processor(text=prompt, videos=[frames], return_tensors="pt")  # doctest: +SKIP
     >>> processor.decode(model.generate(**inputs, max_new_tokens=20)[0])  # doctest: +SKIP
+
     ```
     """
 
