@@ -18,17 +18,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from modeling_prolongvid.tiny_checkpoint import build_tiny_processor  # noqa: E402
-from processing import load_video  # noqa: E402
-from processing.frame_cache import FrameCache, FrameCacheWriter, load_frames  # noqa: E402
-from recipes.collator import VideoSFTCollator  # noqa: E402
+from modeling_prolongvid.tiny_checkpoint import build_tiny_processor
+from processing import load_video
+from processing.frame_cache import FrameCache, FrameCacheWriter, load_frames
+from recipes.training.collator import VideoSFTCollator
 
 
 def generate_video(path: Path, minutes: float, bitrate: str) -> None:

@@ -18,19 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from recipes.ring_attention import zigzag_ring_attention, zigzag_shard  # noqa: E402
+from recipes.parallel.ring_attention import zigzag_ring_attention, zigzag_shard
 
 
 def _peak_rss_mb() -> float:

@@ -27,10 +27,8 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, Qwen2Config, SiglipVisionConfig
 
 from .configuration_prolongvid import ProLongVidConfig
-from .image_processing_prolongvid import ProLongVidImageProcessor
 from .modeling_prolongvid import ProLongVidForConditionalGeneration
-from .processing_prolongvid import ProLongVidProcessor
-from .video_processing_prolongvid import ProLongVidVideoProcessor
+from .processing_prolongvid import ProLongVidProcessor, grid_pinpoints
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +74,15 @@ NEWLINE_POSITIONS = {"grid": "grid", "frame": "frame", "one_token": "one_token",
 
 
 def expand_grid_pinpoints(pinpoints: str | list, tile_size: int) -> list[list[int]]:
-    """Upstream writes either pixel pairs or a range string like `"(1x1),...,(6x6)"` (all grids in between)."""
+    """Upstream writes either pixel pairs or a range string like `"(1x1),...,(6x6)"` (all grids in between).
+
+    >>> expand_grid_pinpoints("(1x1),...,(1x3)", 384)
+    [[384, 384], [384, 768], [384, 1152]]
+    """
     if not isinstance(pinpoints, str):
         return [list(pair) for pair in pinpoints]
     grids = [tuple(map(int, match)) for match in re.findall(r"\((\d+)x(\d+)\)", pinpoints)]
-    (first_h, first_w), (last_h, last_w) = grids[0], grids[-1]
-    return [[h * tile_size, w * tile_size] for h in range(first_h, last_h + 1) for w in range(first_w, last_w + 1)]
+    return grid_pinpoints(tile_size, max_grid=grids[-1], min_grid=grids[0])
 
 
 def convert_config(upstream: dict, vision_config: dict | None, image_token_id: int, video_token_id: int):
@@ -172,21 +173,6 @@ def resize_embeddings(state_dict: dict[str, torch.Tensor], vocab_size: int) -> N
             state_dict[key] = torch.cat((matrix, extra.to(matrix.dtype)), dim=0)
 
 
-def build_processor(tokenizer, config: ProLongVidConfig) -> ProLongVidProcessor:
-    size = {"height": config.vision_config.image_size, "width": config.vision_config.image_size}
-    return ProLongVidProcessor(
-        image_processor=ProLongVidImageProcessor(
-            size=size, crop_size=size, image_grid_pinpoints=config.image_grid_pinpoints
-        ),
-        tokenizer=tokenizer,
-        video_processor=ProLongVidVideoProcessor(size=size, num_frames=config.num_frames),
-        num_image_tokens=(config.vision_config.image_size // config.vision_config.patch_size) ** 2,
-        vision_aspect_ratio=config.vision_aspect_ratio,
-        pooled_grid_size=config.pooled_grid_size,
-        video_newline_position=config.video_newline_position,
-    )
-
-
 def write_model_card(output_dir: Path, input_dir: Path, config: ProLongVidConfig, max_logit_diff: float | None):
     verified = (
         f"max |Δlogit| = {max_logit_diff:.2e} against the upstream reference"
@@ -250,7 +236,7 @@ def convert(
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(output_dir, state_dict=state_dict)
-    processor = build_processor(tokenizer, config)
+    processor = ProLongVidProcessor.from_config(config, tokenizer)
     processor.save_pretrained(output_dir)
 
     max_logit_diff = None

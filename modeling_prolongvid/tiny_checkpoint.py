@@ -12,6 +12,7 @@ Example:
 >>> model = AutoModelForImageTextToText.from_pretrained(build_tiny_checkpoint("/tmp/prolongvid-tiny"))
 >>> model.config.num_video_tokens(num_frames=8)
 48
+
 ```
 """
 
@@ -24,10 +25,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, SiglipVisionConfig
 
 from .configuration_prolongvid import ProLongVidConfig
-from .image_processing_prolongvid import ProLongVidImageProcessor
 from .modeling_prolongvid import ProLongVidForConditionalGeneration
-from .processing_prolongvid import ProLongVidProcessor
-from .video_processing_prolongvid import ProLongVidVideoProcessor
+from .processing_prolongvid import ProLongVidProcessor, grid_pinpoints
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
 TRAINING_TEXT = """
@@ -63,17 +62,15 @@ def build_tiny_tokenizer(vocab_size: int = 400, media_tokens: bool = True) -> Pr
     )
 
 
-def build_tiny_processor(**processor_kwargs) -> ProLongVidProcessor:
-    """The processor of the tiny checkpoint: 24 px tiles and frames, tiny tokenizer, ChatML template."""
-    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
-    pinpoints = [[IMAGE_SIZE * h, IMAGE_SIZE * w] for h in (1, 2) for w in (1, 2)]
-    return ProLongVidProcessor(
-        image_processor=ProLongVidImageProcessor(size=size, image_grid_pinpoints=pinpoints, crop_size=size),
-        tokenizer=build_tiny_tokenizer(),
-        video_processor=ProLongVidVideoProcessor(size=size),
-        num_image_tokens=(IMAGE_SIZE // PATCH_SIZE) ** 2,
-        **processor_kwargs,
-    )
+def build_tiny_processor(**config_overrides) -> ProLongVidProcessor:
+    """The processor of the tiny checkpoint (24 px tiles and frames, tiny tokenizer, ChatML template) for the tiny
+    config with `config_overrides`, e.g. `pooled_grid_size=3`.
+
+    >>> build_tiny_processor(pooled_grid_size=3).num_video_tokens(num_frames=1)  # 3 * (3 + 1)
+    12
+    """
+    tokenizer = build_tiny_tokenizer()
+    return ProLongVidProcessor.from_config(build_tiny_config(tokenizer, **config_overrides), tokenizer)
 
 
 def build_tiny_config(tokenizer, **overrides) -> ProLongVidConfig:
@@ -102,7 +99,7 @@ def build_tiny_config(tokenizer, **overrides) -> ProLongVidConfig:
     fields = {
         "image_token_index": tokenizer.convert_tokens_to_ids("<image>"),
         "video_token_index": tokenizer.convert_tokens_to_ids("<video>"),
-        "image_grid_pinpoints": [[IMAGE_SIZE * h, IMAGE_SIZE * w] for h in (1, 2) for w in (1, 2)],
+        "image_grid_pinpoints": grid_pinpoints(IMAGE_SIZE, max_grid=(2, 2)),
         "pooled_grid_size": 2,
         "num_frames": 8,
         **overrides,
@@ -117,18 +114,16 @@ def build_tiny_checkpoint(output_dir: str | Path, seed: int = 0, **config_overri
         output_dir: where to save (created if missing); loads with `AutoModelForImageTextToText.from_pretrained`.
         seed: torch seed for the random weights, so equal seeds give equal checkpoints.
         config_overrides: top-level `ProLongVidConfig` fields, e.g. `pooled_grid_size=3` or
-            `video_newline_position="frame"` (the processor follows the model's pooling settings).
+            `video_newline_position="frame"` (the processor follows the config: `ProLongVidProcessor.from_config`).
     """
     output_dir = Path(output_dir)
-    processor = build_tiny_processor(
-        pooled_grid_size=config_overrides.get("pooled_grid_size", 2),
-        video_newline_position=config_overrides.get("video_newline_position", "grid"),
-    )
-    config = build_tiny_config(processor.tokenizer, **config_overrides)
+    tokenizer = build_tiny_tokenizer()
+    config = build_tiny_config(tokenizer, **config_overrides)
+    processor = ProLongVidProcessor.from_config(config, tokenizer)
     torch.manual_seed(seed)
     model = ProLongVidForConditionalGeneration(config)
-    model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
-    model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     return output_dir

@@ -11,6 +11,7 @@ Example:
 ```python
 >>> reference = UpstreamReference(state_dict, text_config, vision_config, pooled_grid_size=12)  # doctest: +SKIP
 >>> logits = reference.logits(input_ids_with_marker, frames)  # (1, seq, vocab)  # doctest: +SKIP
+
 ```
 """
 

@@ -1,5 +1,7 @@
-"""Phase 1, LLM context extension: continued pre-training of the Qwen2.5 LLM on packed long text (SlimPajama in
-the paper) with the RoPE base scaled (1M -> 1B) and zigzag ring-attention sequence parallelism.
+r"""Phase 1, LLM context extension: continued pre-training of the Qwen2.5 LLM on packed long text with the
+RoPE base scaled (1M -> 1B) and zigzag ring-attention sequence parallelism.
+
+The YAML names the stage, the checkpoint it starts from and its hyper-parameters (`--help` lists every field):
 
 ```bash
 accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/context_extension.py \
@@ -7,83 +9,7 @@ accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/co
 ```
 """
 
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # started as a file (accelerate launch recipes/context_extension.py)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: E402
-
-from recipes.arguments import parse_recipe_arguments  # noqa: E402
-from recipes.collator import PackedTextCollator  # noqa: E402
-from recipes.data import pack_text  # noqa: E402
-from recipes.freezing import apply_freezing, count_trainable  # noqa: E402
-from recipes.handoff import check_starting_checkpoint  # noqa: E402
-from recipes.stage import finish_stage, logger, maybe_apply_lora, setup_stage  # noqa: E402
-from recipes.trainer import ProLongVidSFTTrainer, enable_ring_attention  # noqa: E402
-
-
-def main(args: list[str] | None = None) -> None:
-    # ------------------------------------------------------------------ setup
-    script_args, training_args, model_args = parse_recipe_arguments(args)
-    sequence_parallel = setup_stage(script_args, training_args, "context_extension")
-    check_starting_checkpoint(model_args.model_name_or_path, "llm", script_args.previous_stages, "context_extension")
-
-    # ------------------------------------------------------------------ data
-    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
-    source = Path(script_args.dataset_name)
-    text_files = sorted(source.glob("*.txt")) if source.is_dir() else [source]
-    blocks = pack_text(tokenizer, text_files, script_args.context_length, max_blocks=script_args.max_train_samples)
-    logger.info("%d packed blocks of %d tokens from %s", len(blocks), script_args.context_length, source)
-
-    # ------------------------------------------------------------------ model
-    config = AutoConfig.from_pretrained(model_args.model_name_or_path)
-    if script_args.rope_theta is not None:
-        config.rope_parameters["rope_theta"] = script_args.rope_theta  # saved with the checkpoint
-    config.max_position_embeddings = max(config.max_position_embeddings, script_args.context_length)
-    model = AutoModelForCausalLM.from_pretrained(
-        model_args.model_name_or_path,
-        config=config,
-        dtype=model_args.dtype or "auto",
-        attn_implementation=model_args.attn_implementation,
-    )
-    trainable = apply_freezing(model, script_args.trainable_modules)
-    model = maybe_apply_lora(model, model_args)
-    trainable = count_trainable(model)
-    if sequence_parallel.sp_size > 1:
-        enable_ring_attention(model, sequence_parallel)
-
-    # ------------------------------------------------------------------ trainer
-    trainer = ProLongVidSFTTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=blocks,
-        data_collator=PackedTextCollator(),
-        processing_class=tokenizer,
-        sequence_parallel=sequence_parallel,
-        module_learning_rates=script_args.learning_rate_overrides(),
-    )
-
-    # ------------------------------------------------------------------ train
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-
-    # ------------------------------------------------------------------ save + card
-    finish_stage(
-        trainer,
-        tokenizer,
-        script_args,
-        training_args,
-        model_args,
-        trainable,
-        len(blocks),
-        num_frames=None,
-        extra_record={
-            "rope_theta": config.rope_parameters["rope_theta"],
-            "context_length": script_args.context_length,
-        },
-    )
-
+from recipes.training.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(description=__doc__)

@@ -14,11 +14,11 @@ python recipes/progressive.py --dry_run                         # print the comm
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
+
+from recipes.training.cli import HelpFormatter
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ("context_extension", "image_alignment", "image_knowledge", "image_sft", "stage1", "stage2", "stage3")
@@ -31,7 +31,11 @@ TINY_FRAMES = {"stage1": 4, "stage2": 6, "stage3": 8}
 
 
 def launch_line(recipe: Path) -> list[str]:
-    """The `accelerate launch ...` command of the `# Launch:` comment of a stage YAML, as argv."""
+    """The `accelerate launch ...` command of the `# Launch:` comment of a stage YAML, as argv.
+
+    >>> launch_line(REPO_ROOT / "recipes" / "prolongvid-7b" / "stage1.yaml")[:4]
+    ['accelerate', 'launch', '--config_file', 'recipes/accelerate_configs/zero1.yaml']
+    """
     for line in recipe.read_text().splitlines():
         if line.startswith("# Launch:"):
             return shlex.split(line.removeprefix("# Launch:"))
@@ -75,10 +79,24 @@ def stage_commands(
 
 
 def main(args: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe_dir", type=Path, default=REPO_ROOT / "recipes" / "prolongvid-7b")
-    parser.add_argument("--output_root", type=Path, default=None, help="Default: runs/<recipe dir name>.")
-    parser.add_argument("--stages", nargs="+", default=list(PIPELINE), choices=PIPELINE)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument(
+        "--recipe_dir", type=Path, default=REPO_ROOT / "recipes" / "prolongvid-7b", help="Stage YAMLs, one per stage."
+    )
+    parser.add_argument(
+        "--output_root",
+        type=Path,
+        default=None,
+        help="Stage k writes <output_root>/<stage k>; None: runs/<recipe dir name>.",
+    )
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        default=list(PIPELINE),
+        choices=PIPELINE,
+        metavar="STAGE",
+        help="Stages to run, in order.",
+    )
     parser.add_argument("--num_processes", type=int, default=None, help="Override the accelerate configs' count.")
     parser.add_argument("--tiny", type=Path, default=None, help="Build tiny inputs here and run the chain on CPU.")
     parser.add_argument("--dry_run", action="store_true", help="Print the commands without running them.")
@@ -86,7 +104,7 @@ def main(args: list[str] | None = None) -> None:
 
     inputs = None
     if options.tiny is not None:
-        from recipes.tiny_inputs import build_tiny_inputs, tiny_input_paths
+        from recipes.training.tiny_inputs import build_tiny_inputs, tiny_input_paths
 
         workdir = options.tiny / "inputs"
         inputs = tiny_input_paths(workdir) if options.dry_run else build_tiny_inputs(workdir)
@@ -95,14 +113,11 @@ def main(args: list[str] | None = None) -> None:
         options.tiny / "runs" if options.tiny else Path("runs") / options.recipe_dir.name
     )
     commands = stage_commands(options.recipe_dir, output_root, options.stages, options.num_processes, extra, inputs)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     for command in commands:
         print(shlex.join(command), flush=True)
         if not options.dry_run:
-            subprocess.run(command, check=True, cwd=REPO_ROOT, env=env)
+            subprocess.run(command, check=True, cwd=REPO_ROOT)
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):
-        sys.path.insert(0, str(REPO_ROOT))
     main()

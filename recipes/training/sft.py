@@ -1,8 +1,7 @@
-"""Supervised fine-tuning of a ProLongVid checkpoint on image or video training rows: the body of the image stages
-(knowledge, single-image SFT), the three progressive video stages and the mixed single-stage baseline.
+r"""Supervised fine-tuning of a ProLongVid checkpoint on image or video training rows: what trains for the image
+stages (knowledge, single-image SFT), the three progressive video stages and the mixed single-stage baseline.
 
-Each stage has its own entry script (`recipes/stage2.py`, ...) that calls `main("<stage>")`; the YAML holds the
-hyper-parameters, frames, data and trainable modules. Run through accelerate:
+The stage YAML holds the hyper-parameters, frames, data and trainable modules; any entry script runs it:
 
 ```bash
 accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/stage2.py \
@@ -12,22 +11,17 @@ accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/st
 
 from __future__ import annotations
 
-from recipes.arguments import parse_recipe_arguments
-from recipes.collator import VideoSFTCollator
-from recipes.data import load_training_rows, open_frame_cache
-from recipes.freezing import apply_freezing, count_trainable
-from recipes.handoff import check_starting_checkpoint
-from recipes.stage import finish_stage, load_prolongvid, logger, maybe_apply_lora, setup_stage
-from recipes.trainer import ProLongVidSFTTrainer, enable_ring_attention
+from recipes.training.collator import VideoSFTCollator
+from recipes.training.data import load_training_rows, open_frame_cache
+from recipes.training.freezing import apply_freezing, count_trainable
+from recipes.training.stage import FinishedStage, finish_stage, load_prolongvid, logger, maybe_apply_lora, setup_stage
+from recipes.training.trainer import ProLongVidSFTTrainer, enable_ring_attention
 
 
-def main(stage: str, args: list[str] | None = None) -> None:
+def train(script_args, training_args, model_args) -> None:
+    """Train one SFT stage from parsed recipe arguments (`parse_recipe_arguments`)."""
     # ------------------------------------------------------------------ setup
-    script_args, training_args, model_args = parse_recipe_arguments(args)
-    sequence_parallel = setup_stage(script_args, training_args, stage)
-    check_starting_checkpoint(
-        model_args.model_name_or_path, script_args.expected_checkpoint, script_args.previous_stages, stage
-    )
+    sequence_parallel = setup_stage(script_args, training_args, model_args)
 
     # ------------------------------------------------------------------ data
     rows = load_training_rows(script_args.dataset_name, script_args.subsets(), script_args.max_train_samples)
@@ -76,5 +70,7 @@ def main(stage: str, args: list[str] | None = None) -> None:
     if script_args.num_frames is not None:
         model.config.num_frames = script_args.num_frames  # the default for inference on this checkpoint
     finish_stage(
-        trainer, processor, script_args, training_args, model_args, trainable, len(rows), script_args.num_frames
+        FinishedStage(
+            trainer, script_args, training_args, model_args, trainable, len(rows), num_frames=script_args.num_frames
+        )
     )

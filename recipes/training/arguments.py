@@ -1,10 +1,17 @@
-"""Command-line / YAML arguments of every recipe: TRL's dataclasses, subclassed to add ProLongVid's fields.
+"""Arguments of every recipe: ProLongVid's own fields (`StageArguments`, importable without TRL or torch) on top of
+TRL's dataclasses.
 
 Every field can be set in the stage YAML (`--config recipes/prolongvid-7b/stage2.yaml`) and overridden on the
-command line (`--num_frames 64`). Parse all three with `parse_recipe_arguments()`:
+command line (`--num_frames 64`); the YAML's `stage` field chooses what trains (`STAGE_TRAINERS`). Parse all three
+argument groups with `parse_recipe_arguments()`:
 
 ```python
-script_args, training_args, model_args = parse_recipe_arguments()
+>>> script_args, training_args, model_args = parse_recipe_arguments(
+...     ["--config", "recipes/prolongvid-7b/stage2.yaml", "--num_frames", "64", "--use_cpu", "true", "--bf16", "false"]
+... )
+>>> script_args.stage, script_args.num_frames, script_args.previous_stages, training_args.learning_rate
+('stage2', 64, ['stage1'], 1e-05)
+
 ```
 """
 
@@ -12,27 +19,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
-
 CHECKPOINT_KINDS = ("llm", "prolongvid")
-STAGES = (
-    "context_extension",
-    "image_alignment",
-    "image_knowledge",
-    "image_sft",
-    "stage1",
-    "stage2",
-    "stage3",
-    "mixed",
-)
+# What trains for each stage: a module of `recipes.training` with `train(script_args, training_args, model_args)`.
+STAGE_TRAINERS = {
+    "context_extension": "recipes.training.context_extension",
+    "image_alignment": "recipes.training.image_alignment",
+    "image_knowledge": "recipes.training.sft",
+    "image_sft": "recipes.training.sft",
+    "stage1": "recipes.training.sft",
+    "stage2": "recipes.training.sft",
+    "stage3": "recipes.training.sft",
+    "mixed": "recipes.training.sft",
+}
+STAGES = tuple(STAGE_TRAINERS)
 
 
 @dataclass
-class ProLongVidScriptArguments(ScriptArguments):
-    """Data, stage hand-off, freezing and parallelism of one training stage (see TRL's `ScriptArguments` for
-    `dataset_name` = dataset directory and `dataset_config` = subset name)."""
+class StageArguments:
+    """ProLongVid's fields of one training stage: data, stage hand-off, freezing and parallelism. The recipes parse
+    them together with TRL's `ScriptArguments` (`ProLongVidScriptArguments`), `SFTConfig` and `ModelConfig`."""
 
-    stage: str = field(default="stage1", metadata={"help": f"Stage name, recorded in the output. One of {STAGES}."})
+    stage: str = field(
+        default="stage1", metadata={"help": f"What this run trains, recorded in its output. One of {STAGES}."}
+    )
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Dataset directory (`python -m dataset_builder build` output, or .txt files)."}
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Subset of `dataset_name` to train on."})
     dataset_configs: list[str] = field(
         default_factory=list,
         metadata={
@@ -107,7 +120,11 @@ class ProLongVidScriptArguments(ScriptArguments):
         self.learning_rate_overrides()  # validate early
 
     def learning_rate_overrides(self) -> dict[str, float]:
-        """`module_learning_rates` as {module: lr}."""
+        """`module_learning_rates` as {module: lr}.
+
+        >>> StageArguments(module_learning_rates=["vision_tower=2e-6"]).learning_rate_overrides()
+        {'vision_tower': 2e-06}
+        """
         overrides = {}
         for entry in self.module_learning_rates:
             module, sep, value = entry.partition("=")
@@ -120,13 +137,20 @@ class ProLongVidScriptArguments(ScriptArguments):
         return overrides
 
     def subsets(self) -> list[str]:
-        """Dataset subsets this stage trains on."""
+        """Dataset subsets this stage trains on.
+
+        >>> StageArguments(dataset_config="stage1").subsets(), StageArguments(dataset_configs=["a", "b"]).subsets()
+        (['stage1'], ['a', 'b'])
+        """
         return list(self.dataset_configs) or ([self.dataset_config] if self.dataset_config else [])
 
 
-def parse_recipe_arguments(
-    args: list[str] | None = None,
-) -> tuple[ProLongVidScriptArguments, SFTConfig, ModelConfig]:
-    """Parse `--config stage.yaml` plus command-line overrides into (script, training, model) arguments."""
+def parse_recipe_arguments(args: list[str] | None = None):
+    """Parse `--config stage.yaml` plus command-line overrides into `(script_args, training_args, model_args)`:
+    `ProLongVidScriptArguments`, TRL's `SFTConfig` and `ModelConfig` (imported here: they load torch)."""
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    from recipes.training.trl_arguments import ProLongVidScriptArguments
+
     parser = TrlParser((ProLongVidScriptArguments, SFTConfig, ModelConfig))
     return parser.parse_args_and_config(args=args)

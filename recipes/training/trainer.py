@@ -1,15 +1,30 @@
 """`ProLongVidSFTTrainer`: TRL's SFTTrainer plus per-module learning rates and ring-attention sequence parallelism.
 
 Only public hooks are overridden (`create_optimizer`, `get_train_dataloader`, `compute_loss`). With
-`sequence_parallel_size > 1` the loss path merges text and vision embeddings for the WHOLE sequence (the model's
-own `get_input_embeddings` / `get_*_features` / `get_placeholder_mask`), then keeps this rank's zigzag shard of the
-embeddings, global position ids and pre-shifted labels, and runs the language model on it with ring attention.
+`sequence_parallel_size > 1` the loss path runs the model's own forward, which merges text and vision embeddings for
+the WHOLE sequence; on their way into the language model `shard_decoder_inputs` keeps this rank's zigzag shard of the
+embeddings with global position ids, the language model runs on it with ring attention, and the loss is taken over
+the shard of the pre-shifted labels.
 
 ```python
-trainer = ProLongVidSFTTrainer(model=model, args=sft_config, train_dataset=rows, data_collator=collator,
-                               processing_class=processor, sequence_parallel=state,
-                               module_learning_rates={"projector": 1e-4})
-trainer.train()
+>>> import tempfile
+>>> from trl import SFTConfig
+>>> from modeling_prolongvid import ProLongVidForConditionalGeneration
+>>> from modeling_prolongvid.tiny_checkpoint import build_tiny_config, build_tiny_processor
+>>> from recipes.training.collator import VideoSFTCollator
+>>> from recipes.training.data import load_training_rows
+>>> from recipes.training.tiny_inputs import write_tiny_dataset
+>>> data, processor = write_tiny_dataset(tempfile.mkdtemp()), build_tiny_processor()
+>>> args = SFTConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, max_steps=1, report_to="none",
+...                  remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True})
+>>> trainer = ProLongVidSFTTrainer(
+...     model=ProLongVidForConditionalGeneration(build_tiny_config(processor.tokenizer)), args=args,
+...     train_dataset=load_training_rows(data, ["stage1"]), processing_class=processor,
+...     data_collator=VideoSFTCollator(processor, num_frames=4, dataset_dir=data),
+...     module_learning_rates={"projector": 1e-4})  # sequence_parallel=init_sequence_parallel(N) for ring attention
+>>> sorted({group["lr"] for group in trainer.create_optimizer().param_groups})  # args.learning_rate, projector
+[2e-05, 0.0001]
+
 ```
 """
 
@@ -19,38 +34,15 @@ import torch
 from torch.utils.data import DataLoader
 from trl import SFTTrainer
 
-from recipes.freezing import parameter_groups
-from recipes.ring_attention import RING_ATTENTION_NAME, register_ring_attention, set_sequence_parallel_group
-from recipes.sequence_parallel import (
+from recipes.parallel.ring_attention import RING_ATTENTION_NAME, register_ring_attention, set_sequence_parallel_group
+from recipes.parallel.sequence_parallel import (
     SequenceParallelSampler,
     SequenceParallelState,
     sequence_parallel_loss,
-    shard_sequence,
+    shard_decoder_inputs,
     shift_labels,
 )
-
-
-def merge_multimodal_embeddings(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
-    """`(B, L, hidden)` input embeddings with image/video features scattered into their placeholder positions,
-    computed with the model's public methods exactly as its `forward` does (a causal LLM: token embeddings only)."""
-    if hasattr(model, "get_base_model"):  # peft wrapper
-        model = model.get_base_model()
-    input_ids = inputs["input_ids"]
-    embeds = model.get_input_embeddings()(input_ids)
-    inner = getattr(model, "model", None)
-    if not hasattr(inner, "get_placeholder_mask"):
-        return embeds
-    if inputs.get("pixel_values") is not None:
-        image = inner.get_image_features(inputs["pixel_values"], inputs["image_sizes"], return_dict=True)
-        features = torch.cat(image.pooler_output, dim=0).to(embeds.device, embeds.dtype)
-        mask, _ = inner.get_placeholder_mask(input_ids, inputs_embeds=embeds, image_features=features)
-        embeds = embeds.masked_scatter(mask, features)
-    if inputs.get("pixel_values_videos") is not None:
-        video = inner.get_video_features(inputs["pixel_values_videos"], return_dict=True)
-        features = video.pooler_output.flatten(0, 1).to(embeds.device, embeds.dtype)
-        _, mask = inner.get_placeholder_mask(input_ids, inputs_embeds=embeds, video_features=features)
-        embeds = embeds.masked_scatter(mask, features)
-    return embeds
+from recipes.training.freezing import parameter_groups
 
 
 def enable_ring_attention(model: torch.nn.Module, state: SequenceParallelState) -> None:
@@ -115,14 +107,21 @@ class ProLongVidSFTTrainer(SFTTrainer):
         )
         return self.accelerator.prepare(loader)
 
+    def _text_decoder(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The text stack of the (unwrapped, peft-unwrapped) model: the module ring attention shards."""
+        model = self.accelerator.unwrap_model(model)
+        if hasattr(model, "get_base_model"):  # peft wrapper
+            model = model.get_base_model()
+        return model.get_decoder()
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.sequence_parallel.sp_size == 1:
             return super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
-        state = self.sequence_parallel
-        embeds = merge_multimodal_embeddings(self.accelerator.unwrap_model(model), inputs)
-        embeds, position_ids, labels = shard_sequence(embeds, shift_labels(inputs["labels"]), state)
-        outputs = model(inputs_embeds=embeds, position_ids=position_ids, use_cache=False)
-        loss = sequence_parallel_loss(outputs.logits, labels, state)
+        shifted_labels = shift_labels(inputs["labels"])
+        model_inputs = {key: value for key, value in inputs.items() if key not in ("labels", "attention_mask")}
+        with shard_decoder_inputs(self._text_decoder(model), shifted_labels, self.sequence_parallel) as shard:
+            outputs = model(**model_inputs, use_cache=False)
+        loss = sequence_parallel_loss(outputs.logits, shard.labels, self.sequence_parallel)
         return (loss, outputs) if return_outputs else loss

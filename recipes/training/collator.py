@@ -6,8 +6,18 @@ The processor's chat template renders the conversation, frames come from the fra
 tokens inside the template's `{% generation %}` blocks (assistant text and its `<|im_end|>`) are trained on.
 
 ```python
-collator = VideoSFTCollator(processor, num_frames=32, dataset_dir="data/prolongvid")
-batch = collator([row])  # input_ids (B, L), attention_mask (B, L), pixel_values_videos (B, 32, 3, H, W), labels (B, L)
+>>> import tempfile
+>>> from modeling_prolongvid.tiny_checkpoint import build_tiny_processor
+>>> from recipes.training.data import load_training_rows
+>>> from recipes.training.tiny_inputs import write_tiny_dataset
+>>> data = write_tiny_dataset(tempfile.mkdtemp())
+>>> collator = VideoSFTCollator(build_tiny_processor(), num_frames=4, dataset_dir=data)
+>>> batch = collator([load_training_rows(data, ["stage1"])[0]])  # input_ids, attention_mask, labels: (B, L)
+>>> batch["pixel_values_videos"].shape  # (B, frames, 3, H, W)
+torch.Size([1, 4, 3, 24, 24])
+>>> collator.processor.tokenizer.decode(batch["labels"][batch["labels"] != -100])  # the only trained tokens
+'A red square moves to the right.<|im_end|>'
+
 ```
 """
 
@@ -21,7 +31,7 @@ from PIL import Image
 from transformers import BatchFeature
 
 from processing.frame_cache import FrameCache, load_frames
-from recipes.sequence_parallel import IGNORE_INDEX
+from recipes.parallel.sequence_parallel import IGNORE_INDEX
 
 
 class VideoSFTCollator:

@@ -1,43 +1,58 @@
-"""Steps shared by the recipe scripts: setup, model loading, LoRA, and the end-of-stage save.
+"""Steps shared by the recipe trainers: setup (with the starting-checkpoint check), model loading, LoRA, and the
+end-of-stage save.
 
-Each `recipes/<stage>.py` calls these in a straight line:
+Each trainer (`recipes/training/sft.py`, ...) calls these in a straight line:
 
 ```python
-script_args, training_args, model_args = parse_recipe_arguments()
-state = setup_stage(script_args, training_args, stage="stage2")
+sequence_parallel = setup_stage(script_args, training_args, model_args)  # refuses a wrong starting checkpoint
 model, processor = load_prolongvid(model_args)
 ...
-finish_stage(trainer, processor, script_args, training_args, model_args, trainable, num_rows)
+finish_stage(FinishedStage(trainer, script_args, training_args, model_args, trainable, num_rows=len(rows)))
 ```
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch.distributed as dist
 from transformers import set_seed
 
-from recipes.handoff import write_stage_record
-from recipes.model_card import write_model_card
-from recipes.sequence_parallel import SequenceParallelState, init_sequence_parallel
+from recipes.parallel.sequence_parallel import SequenceParallelState, init_sequence_parallel
+from recipes.training.handoff import check_starting_checkpoint, write_stage_record
+from recipes.training.model_card import write_model_card
+
+if TYPE_CHECKING:
+    from transformers import Trainer
+    from trl import ModelConfig, SFTConfig
+
+    from recipes.training.trl_arguments import ProLongVidScriptArguments
 
 logger = logging.getLogger("recipes")
 
 
-def setup_stage(script_args, training_args, stage: str) -> SequenceParallelState:
-    """Check the arguments belong to `stage`, enforce TRL's video settings, start distributed and SP groups."""
-    if script_args.stage != stage:
-        raise ValueError(
-            f"This script trains {stage!r} but the config says stage={script_args.stage!r}: pass the YAML of {stage}."
-        )
+def setup_stage(script_args, training_args, model_args) -> SequenceParallelState:
+    """Enforce TRL's video settings, start distributed and the SP groups, and check the starting checkpoint.
+
+    Raises `WrongCheckpointError` unless `model_name_or_path` is of the YAML's `expected_checkpoint` kind and, when
+    the YAML names `previous_stages`, was written by one of them.
+    """
     # Video rows are collated by our own collator: TRL must not drop columns or tokenize the dataset itself.
     training_args.remove_unused_columns = False
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     logging.basicConfig(level=logging.INFO if training_args.process_index == 0 else logging.WARNING)
-    logger.info("stage %s on %d process(es)", stage, training_args.world_size)  # starts torch.distributed
+    logger.info("stage %s on %d process(es)", script_args.stage, training_args.world_size)  # starts torch.distributed
     set_seed(training_args.seed)
-    return init_sequence_parallel(script_args.sequence_parallel_size)
+    sequence_parallel = init_sequence_parallel(script_args.sequence_parallel_size)
+    check_starting_checkpoint(
+        model_args.model_name_or_path,
+        script_args.expected_checkpoint,
+        script_args.previous_stages,
+        script_args.stage,
+    )
+    return sequence_parallel
 
 
 def load_prolongvid(model_args, model_path: str | None = None):
@@ -74,38 +89,52 @@ def maybe_apply_lora(model, model_args):
     return get_peft_model(model, config)
 
 
-def finish_stage(
-    trainer,
-    processor,
-    script_args,
-    training_args,
-    model_args,
-    trainable: dict[str, int],
-    num_rows: int,
-    num_frames: int | None,
-    extra_record: dict | None = None,
-) -> None:
+@dataclass
+class FinishedStage:
+    """What `finish_stage` saves and records about one trained stage.
+
+    Args:
+        trainer: the trainer that ran; its `processing_class` (processor or tokenizer) is saved with the weights.
+        script_args, training_args, model_args: the parsed recipe arguments.
+        trainable: trainable parameter counts per module (`count_trainable`), for the model card.
+        num_rows: training rows (or packed blocks) the stage saw.
+        num_frames: frames per training video; None for stages without video.
+        extra_record: more fields for the stage record (e.g. `rope_theta`).
+    """
+
+    trainer: Trainer
+    script_args: ProLongVidScriptArguments
+    training_args: SFTConfig
+    model_args: ModelConfig
+    trainable: dict[str, int]
+    num_rows: int
+    num_frames: int | None = None
+    extra_record: dict = field(default_factory=dict)
+
+
+def finish_stage(stage: FinishedStage) -> None:
     """Save weights + processor, the stage record and the model card; then close the process group cleanly."""
+    trainer, script_args, training_args = stage.trainer, stage.script_args, stage.training_args
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
-        processor.save_pretrained(training_args.output_dir)
+        trainer.processing_class.save_pretrained(training_args.output_dir)
         write_stage_record(
             training_args.output_dir,
             stage=script_args.stage,
-            started_from=model_args.model_name_or_path,
-            num_frames=num_frames,
+            started_from=stage.model_args.model_name_or_path,
+            num_frames=stage.num_frames,
             data=script_args.subsets(),
-            **(extra_record or {}),
+            **stage.extra_record,
         )
         write_model_card(
             training_args.output_dir,
             stage=script_args.stage,
-            base_model=model_args.model_name_or_path,
-            num_frames=num_frames,
+            base_model=stage.model_args.model_name_or_path,
+            num_frames=stage.num_frames,
             data=script_args.subsets(),
             dataset_dir=script_args.dataset_name,
-            num_rows=num_rows,
-            trainable=trainable,
+            num_rows=stage.num_rows,
+            trainable=stage.trainable,
             hyperparameters={
                 "learning_rate": training_args.learning_rate,
                 "module_learning_rates": ", ".join(script_args.module_learning_rates) or "none",

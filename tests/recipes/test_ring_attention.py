@@ -9,7 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from recipes.ring_attention import (
+from recipes.parallel.ring_attention import (
     RING_ATTENTION_NAME,
     register_ring_attention,
     set_sequence_parallel_group,
@@ -17,7 +17,7 @@ from recipes.ring_attention import (
     zigzag_ring_attention,
     zigzag_shard,
 )
-from recipes.sequence_parallel import (
+from recipes.parallel.sequence_parallel import (
     SequenceParallelSampler,
     SequenceParallelState,
     init_sequence_parallel,

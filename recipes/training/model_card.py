@@ -1,9 +1,19 @@
 """The model card every recipe writes at the end of its stage: stage, frames, data, modules, and the command.
 
 ```python
-write_model_card("runs/stage2", stage="stage2", base_model="runs/stage1", num_frames=128,
-                 data=["stage2"], dataset_dir="data/prolongvid", num_rows=1000, trainable={"projector": 10},
-                 hyperparameters={"learning_rate": 1e-5})
+>>> import tempfile
+>>> card = write_model_card(tempfile.mkdtemp(), stage="stage2", base_model="runs/stage1", num_frames=128,
+...                         data=["stage2"], dataset_dir="data/prolongvid", num_rows=1000,
+...                         trainable={"projector": 10}, hyperparameters={"learning_rate": 1e-5})
+>>> print(card.read_text().split("# ProLongVid")[1].split("## Trainable")[0].strip())
+— stage2
+<BLANKLINE>
+Trained from `runs/stage1` by the `stage2` recipe of the ProLongVid kit.
+<BLANKLINE>
+- **Stage:** stage2
+- **Frames per video:** 128
+- **Data:** stage2 from `data/prolongvid` (1000 rows)
+
 ```
 """
 

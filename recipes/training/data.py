@@ -1,9 +1,20 @@
 """Training data of the recipes: contract rows from a dataset directory, and packed long text.
 
 ```python
-rows = load_training_rows("data/prolongvid", ["stage1"])            # datasets.Dataset of training rows
-cache = open_frame_cache(None, "data/prolongvid")                    # FrameCache of data/prolongvid/frame_cache
-blocks = pack_text(tokenizer, ["slimpajama_sample.txt"], context_length=262144)
+>>> import tempfile
+>>> from pathlib import Path
+>>> from modeling_prolongvid.tiny_checkpoint import build_tiny_tokenizer
+>>> from recipes.training.tiny_inputs import write_long_text, write_tiny_dataset
+>>> data = write_tiny_dataset(Path(tempfile.mkdtemp()) / "data")
+>>> rows = load_training_rows(data, ["stage1", "stage2"])  # a datasets.Dataset of training rows
+>>> len(rows), rows[0]["video"]
+(8, 'videos/stage1_0.mp4')
+>>> open_frame_cache(None, data) is None  # no data/frame_cache/: the collator decodes the videos
+True
+>>> blocks = pack_text(build_tiny_tokenizer(), [write_long_text(data / "long.txt")], context_length=64)
+>>> {len(ids) for ids in blocks["input_ids"]}
+{64}
+
 ```
 """
 

@@ -16,7 +16,7 @@ from modeling_prolongvid.convert_prolongvid_weights_to_hf import (
     main,
 )
 from modeling_prolongvid.tiny_checkpoint import build_tiny_tokenizer
-from tests.upstream_checkpoint import write_upstream_checkpoint
+from tests.modeling_prolongvid.upstream_checkpoint import write_upstream_checkpoint
 
 UPSTREAM_7B_CONFIG = {
     "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28,

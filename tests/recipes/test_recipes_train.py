@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from recipes.handoff import WrongCheckpointError, read_stage_record
-from recipes.tiny_inputs import build_tiny_inputs
+from recipes.training.handoff import WrongCheckpointError, read_stage_record
+from recipes.training.tiny_inputs import build_tiny_inputs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPE_DIR = REPO / "recipes" / "prolongvid-7b"
 CPU = "--use_cpu true --bf16 false --dtype float32 --dataloader_num_workers 0 --activation_checkpointing false "
 CPU += "--warmup_steps 0 --logging_steps 1 --report_to none --max_steps 2 --save_strategy no"
@@ -101,7 +101,7 @@ def test_stage1_ddp_trains_saves_and_resumes(tiny, tmp_path):
 
 
 def test_stage2_starts_from_stage1_output_and_refuses_other_kinds(tiny, tmp_path):
-    from recipes.sft import main
+    from recipes.training.cli import main
 
     stage1 = tmp_path / "stage1"
     launch("stage1", "--model_name_or_path", tiny["prolongvid"], "--dataset_name", tiny["data"], "--output_dir",
@@ -117,9 +117,9 @@ def test_stage2_starts_from_stage1_output_and_refuses_other_kinds(tiny, tmp_path
                 "--model_name_or_path", str(start), "--output_dir", str(tmp_path / output)]  # fmt: skip
 
     with pytest.raises(WrongCheckpointError, match="must start from a ProLongVid checkpoint"):
-        main("stage2", args("stage2", tiny["llm"], "x"))
+        main(args("stage2", tiny["llm"], "x"))
     with pytest.raises(WrongCheckpointError, match="output of stage2"):
-        main("stage3", args("stage3", stage1, "y"))
+        main(args("stage3", stage1, "y"))
 
 
 def test_sequence_parallel_2_gives_the_loss_of_1(tiny, tmp_path):

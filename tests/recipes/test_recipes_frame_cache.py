@@ -6,8 +6,8 @@ import pytest
 
 from processing import load_video
 from processing.frame_cache import FrameCacheWriter
-from recipes.data import open_frame_cache
-from tests.test_recipes_train import launch, tiny  # noqa: F401  (the module-scoped tiny inputs fixture)
+from recipes.training.data import open_frame_cache
+from tests.recipes.test_recipes_train import launch, tiny  # noqa: F401  (the module-scoped tiny inputs fixture)
 
 
 def test_stage1_trains_from_the_frame_cache_without_the_videos(tiny, tmp_path):  # noqa: F811

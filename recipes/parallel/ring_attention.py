@@ -9,14 +9,27 @@ autograd history), sending key/value gradients along with the keys and values un
 CPU / gloo uses a pure-PyTorch path (blocks computed by PyTorch's CPU flash kernel, or by plain matmuls);
 on CUDA the `ring-flash-attn` kernels are used when that package is importable.
 
-Example (2 processes, after `torch.distributed.init_process_group("gloo")`):
+Example: one rank (a group of 2+ ranks works the same way, each rank holding its zigzag part), checked against
+PyTorch's full causal attention:
 
 ```python
-from recipes.ring_attention import RING_ATTENTION_NAME, register_ring_attention, set_sequence_parallel_group
+>>> import tempfile, torch, torch.distributed as dist, torch.nn.functional as F
+>>> dist.init_process_group("gloo", init_method=f"file://{tempfile.mkdtemp()}/rendezvous", rank=0, world_size=1)
+>>> query, key, value = (torch.randn(1, 4, 8, 16) for _ in range(3))  # (B, H, L, D)
+>>> out = zigzag_ring_attention(query, key, value, group=dist.group.WORLD)
+>>> torch.allclose(out, F.scaled_dot_product_attention(query, key, value, is_causal=True), atol=1e-5)
+True
+>>> dist.destroy_process_group()
 
+```
+
+In a model, register it and switch the causal decoder to it; then feed it zigzag-sharded inputs with global
+`position_ids` (`recipes.parallel.sequence_parallel.shard_sequence`):
+
+```python
 register_ring_attention()
-set_sequence_parallel_group(torch.distributed.new_group([0, 1]))
-model.set_attn_implementation(RING_ATTENTION_NAME)  # a causal decoder; feed it zigzag-sharded inputs
+set_sequence_parallel_group(group)
+model.set_attn_implementation(RING_ATTENTION_NAME)
 ```
 """
 
@@ -286,9 +299,6 @@ def zigzag_ring_attention(
     with the CPU flash kernel when available), "kernel" (PyTorch ring, CPU flash blocks), "math" (PyTorch ring,
     plain matmul blocks) or "ring_flash_attn".
 
-    ```python
-    out = zigzag_ring_attention(q_local, k_local, v_local, group=torch.distributed.group.WORLD)
-    ```
     """
     if query.shape[2] % 2:
         raise ValueError(f"Local sequence length {query.shape[2]} must be even (two zigzag chunks per rank).")
@@ -336,7 +346,7 @@ def ring_attention_forward(
     if group is None:
         raise RuntimeError(
             f"Attention implementation {RING_ATTENTION_NAME!r} needs a sequence-parallel group: call "
-            "recipes.ring_attention.set_sequence_parallel_group(group) first."
+            "recipes.parallel.ring_attention.set_sequence_parallel_group(group) first."
         )
     if dropout:
         raise ValueError(f"Ring attention does not support attention dropout (got {dropout}); set it to 0.")

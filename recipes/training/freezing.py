@@ -5,9 +5,15 @@ Module names used in the YAMLs map to parameter-name prefixes of `ProLongVidForC
 (`all` also covers a bare causal LM such as the context-extension stage's Qwen2):
 
 ```python
-apply_freezing(model, ["projector", "language_model"])              # vision tower frozen
-groups = parameter_groups(model, 1e-5, 0.0, decay_names={"model.multi_modal_projector.linear_1.weight"},
-                          overrides={"projector": 1e-4})
+>>> from modeling_prolongvid import ProLongVidForConditionalGeneration
+>>> from modeling_prolongvid.tiny_checkpoint import build_tiny_config, build_tiny_tokenizer
+>>> model = ProLongVidForConditionalGeneration(build_tiny_config(build_tiny_tokenizer()))
+>>> sorted(apply_freezing(model, ["projector", "language_model"]))  # vision tower and image_newline frozen
+['language_model', 'projector']
+>>> groups = parameter_groups(model, 1e-5, 0.0, decay_names=set(), overrides={"projector": 1e-4})
+>>> sorted(group["lr"] for group in groups)
+[1e-05, 0.0001]
+
 ```
 """
 

@@ -3,8 +3,13 @@ PNG images, training rows in the contract's format, and a long-text file. Used b
 `recipes/progressive.py --tiny`.
 
 ```python
-paths = build_tiny_inputs("/tmp/prolongvid-tiny-inputs")
-paths["llm"], paths["vision"], paths["prolongvid"], paths["data"], paths["long_text"]
+>>> import tempfile
+>>> paths = build_tiny_inputs(tempfile.mkdtemp())
+>>> sorted(paths)
+['data', 'llm', 'long_text', 'prolongvid', 'vision']
+>>> sorted(path.name for path in paths["data"].iterdir())
+['image_alignment', 'image_knowledge', 'image_sft', 'images', 'stage1', 'stage2', 'stage3', 'videos']
+
 ```
 """
 

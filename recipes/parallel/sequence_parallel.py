@@ -2,13 +2,18 @@
 
 `world = data_parallel_size * sequence_parallel_size`; consecutive ranks form one sequence-parallel (SP) group and
 all ranks of a group see the same sample. The sequence is cut AFTER the multimodal merge (video placeholders become
-embeddings inside the model), labels are shifted BEFORE it, and every rank gets global zigzag `position_ids`.
+embeddings inside the model's own forward; `shard_decoder_inputs` cuts them on their way into the language model),
+labels are shifted BEFORE it, and every rank gets global zigzag `position_ids`. In a real run
+`state = init_sequence_parallel(2)` (after torch.distributed starts) gives this rank's place; here, rank 1 of 2:
 
 ```python
-state = init_sequence_parallel(2)                      # after torch.distributed is initialised
-embeds, positions, labels = shard_sequence(inputs_embeds, shift_labels(labels), state)
-logits = model(inputs_embeds=embeds, position_ids=positions).logits
-loss = sequence_parallel_loss(logits, labels, state)    # backward-ready; mean over ranks = full-sequence loss
+>>> state = SequenceParallelState(group=None, sp_size=2, sp_rank=1, dp_size=1, dp_rank=0)
+>>> labels = torch.tensor([[10, 11, 12, 13, 14, 15]])
+>>> embeds, positions, local_labels = shard_sequence(torch.zeros(1, 6, 4), shift_labels(labels), state)
+>>> embeds.shape, positions.tolist(), local_labels.tolist()  # padded to 8, rank 1 holds chunks 1 and 2
+(torch.Size([1, 4, 4]), [[2, 3, 4, 5]], [[13, 14, 15, -100]])
+>>> loss = sequence_parallel_loss(torch.randn(1, 4, 16), local_labels, state)  # mean over ranks = full loss
+
 ```
 """
 
@@ -16,14 +21,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import Sampler
 
-from recipes.ring_attention import zigzag_shard
+from recipes.parallel.ring_attention import zigzag_shard
 
 IGNORE_INDEX = -100
 
@@ -95,6 +102,63 @@ def shard_sequence(
         zigzag_shard(tensor, 1, state.sp_size, state.sp_rank)
         for tensor in (inputs_embeds, position_ids, shifted_labels)
     )
+
+
+@dataclass
+class DecoderShard:
+    """This rank's part of the sequence, filled in when the decoder runs: `(B, L_local)` global position ids and
+    the matching shifted labels."""
+
+    position_ids: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+
+
+@contextmanager
+def shard_decoder_inputs(
+    decoder: nn.Module, shifted_labels: torch.Tensor, state: SequenceParallelState
+) -> Iterator[DecoderShard]:
+    """While active, `decoder` (the model's text stack, `model.get_decoder()`) runs on this rank's zigzag shard.
+
+    The model's forward runs unchanged up to its decoder - for ProLongVid that is the merge of text and vision
+    embeddings over the WHOLE sequence - then a forward pre-hook pads and cuts the decoder's `inputs_embeds` (a causal
+    LM's token embeddings) with `shard_sequence` and passes GLOBAL `position_ids` and no attention mask (padding is on
+    the right; ring attention is causal). The labels of the shard are left in the yielded `DecoderShard`.
+
+    ```python
+    >>> from transformers import Qwen2Config, Qwen2ForCausalLM
+    >>> model = Qwen2ForCausalLM(Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64,
+    ...                                      num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2))
+    >>> input_ids = torch.randint(0, 64, (1, 10))
+    >>> state = SequenceParallelState(group=None, sp_size=2, sp_rank=0, dp_size=1, dp_rank=0)
+    >>> with shard_decoder_inputs(model.get_decoder(), shift_labels(input_ids), state) as shard:
+    ...     logits = model(input_ids=input_ids, use_cache=False).logits
+    >>> logits.shape, shard.position_ids.tolist(), torch.equal(shard.labels[0, :2], input_ids[0, 1:3])
+    (torch.Size([1, 6, 64]), [[0, 1, 2, 9, 10, 11]], True)
+
+    ```
+    """
+    shard = DecoderShard()
+
+    def cut(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if args:
+            raise TypeError(f"{type(module).__name__} was called with positional inputs; pass them by keyword.")
+        embeds = kwargs.get("inputs_embeds")
+        if embeds is None:
+            embeds = module.get_input_embeddings()(kwargs["input_ids"])
+        embeds, shard.position_ids, shard.labels = shard_sequence(embeds, shifted_labels, state)
+        return args, {
+            **kwargs,
+            "input_ids": None,
+            "inputs_embeds": embeds,
+            "position_ids": shard.position_ids,
+            "attention_mask": None,
+        }
+
+    handle = decoder.register_forward_pre_hook(cut, with_kwargs=True)
+    try:
+        yield shard
+    finally:
+        handle.remove()
 
 
 def sequence_parallel_loss(

@@ -1,11 +1,22 @@
-"""Stage hand-off: what a checkpoint is, which stage wrote it, and joining an LLM with a vision tower.
+"""Stage hand-off: what a checkpoint is and which stage wrote it.
 
 Every recipe writes `prolongvid_stage.json` next to its weights; the next stage reads it and refuses to start from
-a checkpoint of the wrong kind:
+a checkpoint of the wrong kind or from the wrong predecessor:
 
 ```python
-check_starting_checkpoint("runs/stage1", expected_kind="prolongvid", previous_stages=["stage1"], stage="stage2")
-write_stage_record("runs/stage2", stage="stage2", started_from="runs/stage1")
+>>> import tempfile
+>>> from pathlib import Path
+>>> from modeling_prolongvid.tiny_checkpoint import build_tiny_config, build_tiny_tokenizer
+>>> stage1 = Path(tempfile.mkdtemp()) / "stage1"
+>>> build_tiny_config(build_tiny_tokenizer()).save_pretrained(stage1)  # a checkpoint's config.json is enough here
+>>> _ = write_stage_record(stage1, stage="stage1", started_from="runs/image_sft", num_frames=32)
+>>> check_starting_checkpoint(stage1, expected_kind="prolongvid", previous_stages=["stage1"], stage="stage2")["stage"]
+'stage1'
+>>> check_starting_checkpoint(stage1, expected_kind="llm", stage="context_extension")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+    ...
+recipes.training.handoff.WrongCheckpointError: context_extension must start from a causal language model, ...
+
 ```
 """
 
@@ -78,62 +89,3 @@ def check_starting_checkpoint(
                 f"{written_by}. Run the stages in order (recipes/progressive.py) or set --previous_stages."
             )
     return record
-
-
-def compose_prolongvid(
-    llm_path: str | Path,
-    vision_tower_path: str | Path,
-    pooled_grid_size: int = 12,
-    image_grid_max: int = 6,
-    num_frames: int = 32,
-):
-    """Join a causal LLM and a SigLIP vision tower into a fresh ProLongVid model + processor (projector random).
-
-    Returns `(model, processor)`; the tokenizer gains `<image>` / `<video>` if it lacks them.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer, SiglipVisionModel
-
-    from modeling_prolongvid import (
-        ProLongVidConfig,
-        ProLongVidForConditionalGeneration,
-        ProLongVidImageProcessor,
-        ProLongVidProcessor,
-        ProLongVidVideoProcessor,
-    )
-
-    llm = AutoModelForCausalLM.from_pretrained(llm_path, dtype="float32")
-    vision = SiglipVisionModel.from_pretrained(vision_tower_path, dtype="float32")
-    tokenizer = AutoTokenizer.from_pretrained(llm_path)
-    missing = [token for token in ("<image>", "<video>") if token not in tokenizer.get_vocab()]
-    if missing:
-        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    side = vision.config.image_size
-    pinpoints = [[side * h, side * w] for h in range(1, image_grid_max + 1) for w in range(1, image_grid_max + 1)]
-    size = {"height": side, "width": side}
-    processor = ProLongVidProcessor(
-        image_processor=ProLongVidImageProcessor(size=size, crop_size=size, image_grid_pinpoints=pinpoints),
-        tokenizer=tokenizer,
-        video_processor=ProLongVidVideoProcessor(size=size),
-        num_image_tokens=(side // vision.config.patch_size) ** 2,
-        pooled_grid_size=pooled_grid_size,
-    )
-    vision_config = vision.config
-    vision_config.vision_use_head = False
-    config = ProLongVidConfig(
-        vision_config=vision_config,
-        text_config=llm.config,
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
-        image_grid_pinpoints=pinpoints,
-        pooled_grid_size=pooled_grid_size,
-        num_frames=num_frames,
-    )
-    model = ProLongVidForConditionalGeneration(config)
-    model.model.language_model.load_state_dict(llm.model.state_dict())
-    model.lm_head.load_state_dict(llm.lm_head.state_dict())
-    model.model.vision_tower.load_state_dict(vision.state_dict(), strict=False)
-    if len(tokenizer) > model.config.text_config.vocab_size:
-        model.resize_token_embeddings(len(tokenizer))
-    return model, processor
