@@ -335,9 +335,7 @@ def prompt_tempcompass(question: Question, subtitles: str | None = None) -> str:
 
 
 BENCHMARKS: dict[str, Benchmark] = {
-    "videomme": Benchmark(
-        "videomme", "VideoMME w/o subs", VIDEOMME_LAYOUT, 16, read_videomme, prompt_videomme
-    ),
+    "videomme": Benchmark("videomme", "VideoMME w/o subs", VIDEOMME_LAYOUT, 16, read_videomme, prompt_videomme),
     "videomme_w_subtitle": Benchmark(
         "videomme_w_subtitle",
         "VideoMME w/ subs",
@@ -349,7 +347,11 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "mlvu_dev": Benchmark("mlvu_dev", "MLVU M-Avg", MLVU_LAYOUT, 16, read_mlvu, prompt_mlvu),
     "longvideobench_val": Benchmark(
-        "longvideobench_val", "LongVideoBench val", LONGVIDEOBENCH_LAYOUT, 32, read_longvideobench,
+        "longvideobench_val",
+        "LongVideoBench val",
+        LONGVIDEOBENCH_LAYOUT,
+        32,
+        read_longvideobench,
         prompt_longvideobench,
     ),
     # The task sets no max_new_tokens: upstream's llava_onevision wrapper then generates up to 1024.

@@ -179,9 +179,6 @@ def _write_tempcompass(root, rng, num_videos, questions_per_video, num_frames, f
     _write_parquet(root / "multi-choice" / "test-00000-of-00001.parquet", rows)
 
 
-
-
-
 LMMS_EVAL_TASK_YAML = """\
 dataset_path: parquet
 dataset_kwargs:
@@ -228,7 +225,9 @@ def process_results(doc, results):
 
 
 def write_lmms_eval_task(
-    task_dir: str | os.PathLike, fixture_root: str | os.PathLike, task: str = "prolongvid_tiny_videomme",
+    task_dir: str | os.PathLike,
+    fixture_root: str | os.PathLike,
+    task: str = "prolongvid_tiny_videomme",
     max_new_tokens: int = 16,
 ) -> Path:
     """A local lmms-eval task (YAML + functions, for ``--include_path task_dir``) over a ``videomme`` fixture
@@ -242,4 +241,6 @@ def write_lmms_eval_task(
     )
     (task_dir / f"{module}.py").write_text(LMMS_EVAL_TASK_UTILS.format(root=str(fixture_root)))
     return task_dir
+
+
 __all__ = ["write_fixture", "write_lmms_eval_task", "write_video"]

@@ -36,8 +36,9 @@ class EvaluationOutOfMemoryError(RuntimeError):
 def load_model_and_processor(model_id: str, dtype: str = "float16", device: str | torch.device | None = None):
     """``(model, processor)`` of a ProLongVid checkpoint (Hub id or local directory), in eval mode on ``device``
     (default: CUDA when available, else CPU) with weights in ``dtype`` (``float16``, ``bfloat16`` or ``float32``)."""
-    import modeling_prolongvid  # noqa: F401  (registers the Auto classes)
     from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    import modeling_prolongvid  # noqa: F401  (registers the Auto classes)
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not supported: use one of {sorted(DTYPES)}")

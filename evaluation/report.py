@@ -120,7 +120,12 @@ def build_tables(rows: list[RunRow]) -> dict[str, dict]:
         }
     for name in present:
         categories = sorted(
-            {category for row in rows if name in row.results for category in row.results[name]["metrics"]["by_category"]}
+            {
+                category
+                for row in rows
+                if name in row.results
+                for category in row.results[name]["metrics"]["by_category"]
+            }
         )
         table_rows = []
         for row in rows:
@@ -135,12 +140,29 @@ def build_tables(rows: list[RunRow]) -> dict[str, dict]:
                 continue
             m = result["metrics"]
             details.append(
-                [*row.name, name, result["model_revision"], result["kit_version"], m["answered"],
-                 m["parse_failures"], len(m["skipped"]), result["wall_seconds"]]
+                [
+                    *row.name,
+                    name,
+                    result["model_revision"],
+                    result["kit_version"],
+                    m["answered"],
+                    m["parse_failures"],
+                    len(m["skipped"]),
+                    result["wall_seconds"],
+                ]
             )
     tables["details"] = {
-        "header": ["Run", "Frames", "Benchmark", "Model revision", "Kit", "Answered", "Parse failures", "Skipped",
-                   "Wall s"],
+        "header": [
+            "Run",
+            "Frames",
+            "Benchmark",
+            "Model revision",
+            "Kit",
+            "Answered",
+            "Parse failures",
+            "Skipped",
+            "Wall s",
+        ],
         "rows": details,
     }
     return tables

@@ -190,14 +190,16 @@ def run_evaluation(config: EvaluationConfig) -> list[Path]:
         )
         started = time.perf_counter()
         done = store.load(settings.key)
-        pending = [
-            q for q in questions if q.question_id not in missing and not _answered(done.get(q.question_id))
-        ]
+        pending = [q for q in questions if q.question_id not in missing and not _answered(done.get(q.question_id))]
         mine = pending[distributed.rank :: distributed.world_size]
         if distributed.is_main:
             logger.info(
                 "%s at %d frames: %d questions, %d already answered, %d to answer over %d process(es)",
-                benchmark.name, frames, len(questions), len(questions) - len(pending) - len(missing), len(pending),
+                benchmark.name,
+                frames,
+                len(questions),
+                len(questions) - len(pending) - len(missing),
+                len(pending),
                 distributed.world_size,
             )
         _answer(mine, benchmark, model, processor, config, frames, settings, store)
@@ -296,8 +298,13 @@ def _write_result(config, benchmark, settings, questions, missing, store, starte
     headline = summary["headline"]
     logger.info(
         "%s %d frames: %s (%d answered, %d parse failures, %d skipped) -> %s",
-        benchmark.title, settings.frames, "n/a" if headline is None else f"{headline:.1f}", summary["answered"],
-        summary["parse_failures"], len(summary["skipped"]), path,
+        benchmark.title,
+        settings.frames,
+        "n/a" if headline is None else f"{headline:.1f}",
+        summary["answered"],
+        summary["parse_failures"],
+        len(summary["skipped"]),
+        path,
     )
     return path
 
