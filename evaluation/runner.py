@@ -165,7 +165,7 @@ def run_evaluation(config: EvaluationConfig) -> list[Path]:
         listing = "\n  ".join(videos[:20]) + ("\n  ..." if len(videos) > 20 else "")
         if config.strict:
             raise MissingVideosError(
-                f"{len(videos)} videos of {benchmark.name} are missing ({len(missing)} questions):\n  {listing}\n"
+                f"{len(videos)} video(s) of {benchmark.name} missing ({len(missing)} questions):\n  {listing}\n"
                 "Download them into the layout given by `python -m evaluation run --help`, or drop --strict to "
                 "skip (and count) their questions."
             )

@@ -82,6 +82,11 @@ class PredictionStore:
 
     def append(self, prediction: Prediction) -> None:
         line = json.dumps(asdict(prediction), ensure_ascii=False) + "\n"
+        if self.path.is_file() and self.path.stat().st_size:
+            with open(self.path, "rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":  # a torn last line: start ours on a fresh line, not glued to it
+                    line = "\n" + line
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
