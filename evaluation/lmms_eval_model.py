@@ -50,7 +50,7 @@ class ProLongVidLmmsEval(lmms):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             from accelerate import PartialState
 
-            state = PartialState()
+            state = PartialState(cpu=not torch.cuda.is_available())  # CPU: gloo processes
             self._rank, self._world_size = state.process_index, state.num_processes
             device = device or state.device
         self.num_frames, self.fps = int(num_frames), None if fps is None else float(fps)

@@ -85,7 +85,7 @@ class _Distributed:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             from accelerate import PartialState
 
-            self.state = PartialState()
+            self.state = PartialState(cpu=not torch.cuda.is_available())  # CPU: gloo processes
         self.rank = self.state.process_index if self.state else 0
         self.world_size = self.state.num_processes if self.state else 1
         default = self.state.device if self.state else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -95,6 +95,10 @@ class _Distributed:
     def wait(self) -> None:
         if self.state is not None:
             self.state.wait_for_everyone()
+
+    def close(self) -> None:
+        if self.state is not None and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # a clean exit: without it gloo ranks may abort at exit
 
 
 class QuestionDataset(torch.utils.data.Dataset):
@@ -207,6 +211,7 @@ def run_evaluation(config: EvaluationConfig) -> list[Path]:
         if distributed.is_main:
             written.append(_write_result(config, benchmark, settings, questions, missing, store, started))
         distributed.wait()
+    distributed.close()
     return written
 
 

@@ -159,3 +159,56 @@ def test_help_is_fast():
     )  # fmt: skip
     assert time.perf_counter() - start < 3.0
     assert "--frames" in completed.stdout and "DIR/videomme/test-*.parquet" in completed.stdout
+
+
+def test_subtitles_of_the_sampled_frames_reach_the_prompt(tiny_checkpoint, videomme):
+    from transformers import AutoProcessor
+
+    from evaluation.benchmarks import BENCHMARKS
+    from evaluation.runner import QuestionDataset
+
+    processor = AutoProcessor.from_pretrained(tiny_checkpoint)
+    benchmark = BENCHMARKS["videomme_w_subtitle"]
+    questions = benchmark.read(videomme)
+    settings = config(tiny_checkpoint, videomme, "unused", benchmark=benchmark.name, subtitle_frames=2)
+    # 30 frames at 10 fps, cues of 1 s each; 2 sampled frames (0 and 29) show cues 0 and 2 only
+    item = QuestionDataset(questions, benchmark, processor, settings, 4, torch.float32)[0]
+    text = processor.tokenizer.decode(item["inputs"]["input_ids"][0])
+    assert "subtitles are listed below: \nline 0 of vid000\nline 2 of vid000\nSelect the best answer" in text
+
+
+def test_frame_cache_serves_the_frames(tiny_checkpoint, videomme, tmp_path):
+    from transformers import AutoProcessor
+
+    from evaluation.benchmarks import BENCHMARKS
+    from evaluation.runner import QuestionDataset
+    from processing.frame_cache import FrameCacheWriter
+
+    writer = FrameCacheWriter(tmp_path / "cache", size=24)
+    positions = np.arange(0, 30, 10)  # 1 fps of the 10 fps source
+    writer.add("vid000", np.full((3, 24, 24, 3), 255, np.uint8), positions / 10.0, positions, 30, 10.0)
+    processor = AutoProcessor.from_pretrained(tiny_checkpoint)
+    questions = BENCHMARKS["videomme"].read(videomme)
+    cached = config(tiny_checkpoint, videomme, "unused", frame_cache=str(tmp_path / "cache"))
+    pixels = QuestionDataset(questions, BENCHMARKS["videomme"], processor, cached, 4, torch.float32)[0]["inputs"]
+    assert torch.equal(pixels["pixel_values_videos"], torch.ones_like(pixels["pixel_values_videos"]))  # white
+    decoded = config(tiny_checkpoint, videomme, "unused")
+    pixels = QuestionDataset(questions, BENCHMARKS["videomme"], processor, decoded, 4, torch.float32)[0]["inputs"]
+    assert pixels["pixel_values_videos"][0, 0].max() == -1  # decoded: the gray ramp starts black
+
+
+@pytest.mark.slow
+def test_accelerate_launch_shards_and_gathers(tiny_checkpoint, videomme, tmp_path):
+    out = tmp_path / "out"
+    command = [
+        "accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--mixed_precision", "no",
+        "--dynamo_backend", "no", "--main_process_port", "29581", "-m", "evaluation", "run",
+        "--model", str(tiny_checkpoint), "--benchmark", "videomme", "--data", str(videomme), "--out", str(out),
+        "--frames", "4", "--dtype", "float32", "--max-new-tokens", "4",
+    ]  # fmt: skip
+    completed = subprocess.run(command, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    per_rank = [len((out / f"predictions-{rank}.jsonl").read_text().splitlines()) for rank in (0, 1)]
+    assert per_rank == [3, 3]
+    result = json.loads(next(out.glob("results-videomme-4f-*.json")).read_text())
+    assert result["metrics"]["answered"] == 6
