@@ -50,15 +50,15 @@ def load_model_and_processor(model_id: str, dtype: str = "float16", device: str 
 
 
 def model_revision(model_id: str) -> str:
-    """An id of the weights themselves: the Hub commit for a Hub model; for a local directory a hash of its
+    """An id of the weights themselves: the cached Hub commit for a Hub model; for a local directory a hash of its
     config and of its weight files' names, sizes and modification times (a retrained checkpoint gets a new one)."""
     path = Path(model_id)
     if not path.is_dir():
-        from huggingface_hub import model_info
+        from huggingface_hub import snapshot_download
 
-        try:
-            return f"hub:{model_info(model_id).sha}"
-        except Exception as error:  # offline or gated: the id alone, said so in the result
+        try:  # the snapshot the model was just loaded from: its folder is named by the commit
+            return f"hub:{model_id}@{Path(snapshot_download(model_id, local_files_only=True)).name}"
+        except Exception as error:  # not in the local cache: the id alone, said so in the result
             return f"hub:{model_id}@unresolved ({type(error).__name__})"
     digest = hashlib.sha256((path / "config.json").read_bytes() if (path / "config.json").is_file() else b"")
     for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):

@@ -102,7 +102,7 @@ class _Distributed:
 
 
 class QuestionDataset(torch.utils.data.Dataset):
-    """Items ``{"position", "inputs", "error", "decode_seconds"}``: a question's model inputs (frames read and
+    """Items ``{"position", "inputs", "error", "decode_seconds", "frames"}``: a question's model inputs (frames read and
     preprocessed, prompt templated), or the reason its video could not be read."""
 
     def __init__(self, questions, benchmark: Benchmark, processor, config: EvaluationConfig, frames: int, dtype):
@@ -134,7 +134,14 @@ class QuestionDataset(torch.utils.data.Dataset):
             return {"position": position, "inputs": None, "error": f"{type(error).__name__}: {error}"}
         text = self.benchmark.prompt(question, subtitles)
         inputs = prepare_inputs(self.processor, frames, text, self.dtype)
-        return {"position": position, "inputs": inputs, "error": None, "decode_seconds": time.perf_counter() - start}
+        seconds = time.perf_counter() - start
+        return {
+            "position": position,
+            "inputs": inputs,
+            "error": None,
+            "decode_seconds": seconds,
+            "frames": len(frames),
+        }
 
     def _subtitles(self, question: Question) -> str | None:
         from processing import probe_video
@@ -260,6 +267,7 @@ def _answer(questions, benchmark, model, processor, config, frames, settings, st
                 choice=choice,
                 correct=choice == question.answer,
                 seconds=round(time.perf_counter() - start + item["decode_seconds"], 4),
+                frames_read=item["frames"],
             )
         )
 

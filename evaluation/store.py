@@ -53,7 +53,8 @@ class RunSettings:
 @dataclass(frozen=True)
 class Prediction:
     """One answered (or skipped) question. ``choice`` is the extracted letter, ``None`` on a parse failure;
-    ``error`` is set (and ``reply`` is ``None``) when the video could not be read."""
+    ``error`` is set (and ``reply`` is ``None``) when the video could not be read; ``frames_read`` is the number of
+    frames the model saw (``frames``, or fewer with fps sampling)."""
 
     settings_key: str
     benchmark: str
@@ -70,6 +71,7 @@ class Prediction:
     category: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    frames_read: int = 0
 
 
 class PredictionStore:

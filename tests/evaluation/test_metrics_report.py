@@ -114,6 +114,11 @@ def test_report_has_the_paper_per_duration_layout(tmp_path):
     assert tables["videomme_per_duration"]["rows"][0][:3] == ["stage1", "32", 10.0]
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    from evaluation.__main__ import main
+
+    assert main(["report", str(tmp_path / "stage1"), "--out", str(tmp_path / "cli"), "--labels", "S1"]) == 0
+    assert "| S1 | 128 |" in (tmp_path / "cli" / "report.md").read_text()
+
 
 def test_report_of_an_empty_directory_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m evaluation run"):

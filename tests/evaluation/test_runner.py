@@ -212,3 +212,14 @@ def test_accelerate_launch_shards_and_gathers(tiny_checkpoint, videomme, tmp_pat
     assert per_rank == [3, 3]
     result = json.loads(next(out.glob("results-videomme-4f-*.json")).read_text())
     assert result["metrics"]["answered"] == 6
+
+
+def test_fps_sampling_and_limit(tiny_checkpoint, videomme, tmp_path):
+    out = tmp_path / "out"
+    # 30 frames at 10 fps; 5 fps takes every 2nd frame (15), under the cap of 32, over the cap of 8
+    results = run_evaluation(config(tiny_checkpoint, videomme, out, frames=[32, 8], fps=5.0, limit=2))
+    lines = _lines(out)
+    assert sorted((line["frames"], line["frames_read"]) for line in lines) == [(8, 8), (8, 8), (32, 15), (32, 15)]
+    result = json.loads(results[0].read_text())
+    assert result["sampling"] == "fps=5" and result["metrics"]["questions"] == 2
+    assert "round(avg_fps / 5)" in result["protocol"]["sampling_rule"]
