@@ -245,7 +245,9 @@ def read_mlvu(root: str | os.PathLike) -> list[Question]:
                     question_id=f"{file.stem}/{number}",
                     video_id=Path(entry["video"]).stem,
                     video_path=str(root / "video" / file.stem / entry["video"]),
-                    # MLVU_dev as lmms-eval loads it: the question, then one "(A) option" line per candidate.
+                    # The question field of lmms-eval's MLVU_dev (sy1998/MLVU_dev), built from the authors' JSON:
+                    # the question, then one "(A) option" line per candidate (the format MLVU's own scripts use;
+                    # not checked against that parquet, which is not readable here).
                     question=entry["question"] + "\n" + "\n".join(options),
                     options=options,
                     answer=chr(ord("A") + candidates.index(entry["answer"])),
