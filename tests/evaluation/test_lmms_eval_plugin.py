@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import tomllib
 
 from evaluation.fixtures import write_fixture, write_lmms_eval_task
 from evaluation.runner import EvaluationConfig, run_evaluation
 
 lmms_eval = pytest.importorskip("lmms_eval")
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 REPO = Path(__file__).resolve().parents[2]
 
 
