@@ -10,8 +10,8 @@ them; VideoMME's files have none).
 
 Example:
     >>> cues = parse_srt('1\\n00:00:01,000 --> 00:00:03,000\\n<font color="white" size=".72c">Hello</font>\\n')
-    >>> cues
-    [SubtitleCue(start=1.0, end=3.0, text='Hello')]
+    >>> cues[0].start, cues[0].end
+    (1.0, 3.0)
     >>> subtitles_at_frames(cues, total_frames=100, fps=10.0, frame_num=8)
     'Hello'
 """
