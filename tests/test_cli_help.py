@@ -25,6 +25,8 @@ COMMANDS = [
     ("dataset_builder", [], False),
     ("dataset_builder", ["annotate"], True),
     ("dataset_builder", ["build"], False),
+    ("evaluation", ["run"], True),
+    ("evaluation", ["report"], False),
 ]
 
 
