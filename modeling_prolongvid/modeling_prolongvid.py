@@ -3,7 +3,8 @@
 Only the video path differs from [`LlavaOnevisionModel`]: every frame's projected `P x P` feature grid is pooled to a
 fixed `G x G` grid and `image_newline` is inserted according to `config.video_newline_position` (after every pooled
 row for the released checkpoints), giving `G * (G + 1)` embeddings per frame. Images, the projector, the language
-model, generation and the loss are inherited unchanged.
+model, generation and the loss are inherited unchanged. `save_pretrained` maps both `AutoModelForImageTextToText` and
+`AutoModel` in `auto_map`.
 """
 
 from __future__ import annotations
@@ -144,6 +145,16 @@ class ProLongVidForConditionalGeneration(LlavaOnevisionForConditionalGeneration)
         self.model = ProLongVidModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`; for remote code it also maps `AutoModel` to the inner `ProLongVidModel`
+        in `config.json`'s `auto_map` (transformers writes the saved class's entry only), so that
+        `AutoModel.from_pretrained(path, trust_remote_code=True)` loads where the kit is not installed."""
+        if self._auto_class is not None:
+            auto_map = self.config.auto_map if hasattr(self.config, "auto_map") else {}
+            inner = type(self.model)
+            self.config.auto_map = {**auto_map, "AutoModel": f"{inner.__module__.rsplit('.', 1)[-1]}.{inner.__name__}"}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
 
 __all__ = ["ProLongVidModel", "ProLongVidForConditionalGeneration"]
