@@ -4,7 +4,7 @@ Only the video path differs from [`LlavaOnevisionModel`]: every frame's projecte
 fixed `G x G` grid and `image_newline` is inserted according to `config.video_newline_position` (after every pooled
 row for the released checkpoints), giving `G * (G + 1)` embeddings per frame. Images, the projector, the language
 model, generation and the loss are inherited unchanged. `save_pretrained` maps both `AutoModelForImageTextToText` and
-`AutoModel` in `auto_map`.
+`AutoModel` in `auto_map`; `set_generation_defaults` gives a checkpoint its generation config.
 """
 
 from __future__ import annotations
@@ -157,4 +157,25 @@ class ProLongVidForConditionalGeneration(LlavaOnevisionForConditionalGeneration)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
-__all__ = ["ProLongVidModel", "ProLongVidForConditionalGeneration"]
+def set_generation_defaults(model: ProLongVidForConditionalGeneration, tokenizer) -> None:
+    """Generation settings every ProLongVid checkpoint saves: stop at `<|im_end|>`, pad with the tokenizer's pad token,
+    and suppress the ids no text can hold, so that greedy (or sampled) decoding never emits a token upstream cannot:
+    the `<image>` / `<video>` placeholders and the embedding rows past the tokenizer's vocabulary (the released
+    checkpoints pad Qwen2.5's 151,665 tokens to 152,064 rows). `generate` applies `suppress_tokens` in every decoding
+    mode.
+
+    >>> from modeling_prolongvid.tiny_checkpoint import build_tiny_config, build_tiny_tokenizer
+    >>> tokenizer = build_tiny_tokenizer()
+    >>> model = ProLongVidForConditionalGeneration(build_tiny_config(tokenizer))
+    >>> set_generation_defaults(model, tokenizer)
+    >>> model.generation_config.suppress_tokens == [model.config.image_token_id, model.config.video_token_id]
+    True
+    """
+    config = model.config
+    padding_rows = range(len(tokenizer), config.text_config.vocab_size)
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.suppress_tokens = sorted({config.image_token_id, config.video_token_id, *padding_rows})
+
+
+__all__ = ["ProLongVidModel", "ProLongVidForConditionalGeneration", "set_generation_defaults"]
