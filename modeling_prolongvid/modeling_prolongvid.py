@@ -3,8 +3,8 @@
 Only the video path differs from [`LlavaOnevisionModel`]: every frame's projected `P x P` feature grid is pooled to a
 fixed `G x G` grid and `image_newline` is inserted according to `config.video_newline_position` (after every pooled
 row for the released checkpoints), giving `G * (G + 1)` embeddings per frame. Images, the projector, the language
-model, generation and the loss are inherited unchanged. `save_pretrained` maps both `AutoModelForImageTextToText` and
-`AutoModel` in `auto_map`; `set_generation_defaults` gives a checkpoint its generation config.
+model, generation and the loss are inherited unchanged. `from_pretrained` names the file when a weight shard cannot be
+read (`checkpoint_files.py`); `save_pretrained` maps both `AutoModelForImageTextToText` and `AutoModel` in `auto_map`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import select_hidden_states
 
+from .checkpoint_files import CheckpointFileErrorsMixin
 from .configuration_prolongvid import ProLongVidConfig
 
 
-class ProLongVidModel(LlavaOnevisionModel):
+class ProLongVidModel(CheckpointFileErrorsMixin, LlavaOnevisionModel):
     config_class = ProLongVidConfig
 
     @merge_with_config_defaults
@@ -115,7 +116,7 @@ class ProLongVidModel(LlavaOnevisionModel):
         return super().get_placeholder_mask(input_ids, inputs_embeds, image_features, video_features)
 
 
-class ProLongVidForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
+class ProLongVidForConditionalGeneration(CheckpointFileErrorsMixin, LlavaOnevisionForConditionalGeneration):
     r"""
     ProLongVid for video/image-conditioned generation.
 
