@@ -10,6 +10,8 @@ import torch
 from transformers import AutoModel, AutoModelForImageTextToText
 
 from modeling_prolongvid.checkpoint_files import UnreadableCheckpointFile
+from modeling_prolongvid.convert_prolongvid_weights_to_hf import main
+from tests.modeling_prolongvid.upstream_checkpoint import write_upstream_checkpoint
 
 
 class PrintsWhenUnpickled:
@@ -22,6 +24,60 @@ class PrintsWhenUnpickled:
 def truncate(path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+
+
+def convert_error(upstream, tmp_path, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--input-dir", str(upstream), "--output-dir", str(tmp_path / "out"), "--num-frames", "32",
+              "--vision-config", str(upstream / "vision.json")])  # fmt: skip
+    assert "the payload ran" not in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+    return str(exit_info.value.code)
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    return write_upstream_checkpoint(tmp_path / "upstream")
+
+
+def test_converter_names_a_truncated_shard(upstream, tmp_path, capsys):
+    shard = upstream / "model-00002-of-00002.safetensors"
+    truncate(shard)
+    message = convert_error(upstream, tmp_path, capsys)
+    assert str(shard) in message and "truncated or corrupt" in message and "download the file again" in message
+
+
+def test_converter_names_a_bin_holding_pickled_code(upstream, tmp_path, capsys):
+    for shard in upstream.glob("*.safetensors"):
+        shard.unlink()
+    weights = upstream / "pytorch_model.bin"
+    torch.save({"model.norm.weight": torch.ones(2), "payload": PrintsWhenUnpickled()}, weights)
+    message = convert_error(upstream, tmp_path, capsys)
+    assert str(weights) in message and "it calls the global `print`" in message and "safetensors" in message
+
+
+def test_converter_names_a_truncated_bin(upstream, tmp_path, capsys):
+    for shard in upstream.glob("*.safetensors"):
+        shard.unlink()
+    weights = upstream / "pytorch_model.bin"
+    torch.save({"model.norm.weight": torch.ones(64)}, weights)
+    truncate(weights)
+    message = convert_error(upstream, tmp_path, capsys)
+    assert str(weights) in message and "truncated or corrupt" in message
+
+
+@pytest.mark.parametrize("name", ["config.json", "vision.json"])
+def test_converter_names_a_broken_config(upstream, tmp_path, capsys, name):
+    config = upstream / name
+    config.write_text(config.read_text()[:-20])
+    message = convert_error(upstream, tmp_path, capsys)
+    assert str(config) in message and "not valid JSON" in message
+
+
+def test_converter_names_a_broken_tokenizer(upstream, tmp_path, capsys):
+    (upstream / "tokenizer.json").write_text("{")
+    message = convert_error(upstream, tmp_path, capsys)
+    assert f"cannot load the tokenizer of {upstream}" in message
 
 
 @pytest.mark.parametrize("auto_class", [AutoModelForImageTextToText, AutoModel])
