@@ -13,9 +13,10 @@ with: `prolongvid_image_sft_7B` 32 (evaluation), `prolongvid_stage1_7B` 32, `pro
 Every tensor is checked against the config (key, expected and actual shape) before anything is written. The output
 loads with `AutoModelForImageTextToText` / `AutoModel` / `AutoProcessor` (the kit installed) or with
 `trust_remote_code=True` (code files are written beside the weights). Its generation config suppresses the ids no
-text holds (`<image>`, `<video>`, embedding rows past the tokenizer). `--verify` runs the converted model and an
-independent reference of upstream's semantics (`upstream_reference.py`) on a synthetic video prompt and prints
-max |Δlogit|. `--push-to-hub` uploads only after every check passed.
+text holds (`<image>`, `<video>`, embedding rows past the tokenizer). `--verify` runs the converted checkpoint through
+the kit's processor and model and an independent reference of upstream (`upstream_reference.py`: PIL pixels,
+upstream's `qwen_1_5` prompt, upstream's forward on the raw weights) on a synthetic video, prints max |Δpixel| and
+max |Δlogit|, and fails above `--verify-tolerance`. `--push-to-hub` uploads only after every check passed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .checkpoint_files import UnreadableCheckpointFile, read_json, read_weights,
 from .configuration_prolongvid import ProLongVidConfig
 from .modeling_prolongvid import ProLongVidForConditionalGeneration, set_generation_defaults
 from .processing_prolongvid import ProLongVidProcessor, grid_pinpoints
+from .upstream_reference import Verification, verify_conversion
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ RELEASED_NUM_FRAMES = {
     "stage 3": 192,
     "extrapolation": 256,
 }
+VERIFY_TOLERANCE = 1e-3
 
 
 class ConversionError(ValueError):
@@ -242,10 +245,11 @@ def resize_embeddings(state_dict: dict[str, torch.Tensor], vocab_size: int) -> N
             state_dict[key] = torch.cat((matrix, extra.to(matrix.dtype)), dim=0)
 
 
-def write_model_card(output_dir: Path, input_dir: Path, config: ProLongVidConfig, max_logit_diff: float | None):
+def write_model_card(output_dir: Path, input_dir: Path, config: ProLongVidConfig, verification: Verification | None):
     verified = (
-        f"max |Δlogit| = {max_logit_diff:.2e} against the upstream reference"
-        if max_logit_diff is not None
+        f"max |Δlogit| = {verification.max_logit_diff:.2e} against the upstream reference "
+        f"(max |Δpixel| = {verification.max_pixel_diff:.2e}, float32, {verification.num_tokens} tokens)"
+        if verification is not None
         else "not run"
     )
     grid = config.pooled_grid_size
@@ -285,6 +289,29 @@ def load_upstream_tokenizer(input_dir: Path):
         ) from error
 
 
+def check_verification(verification: Verification, tolerance: float, output_dir: Path) -> None:
+    """Raise a `ConversionError` naming the cause when the kit does not reproduce upstream within `tolerance`
+    (NaN fails too)."""
+    if not verification.max_model_logit_diff <= tolerance:
+        cause = (
+            "the converted model differs from upstream's forward on identical pixels: a wrong key mapping, config "
+            "field or dtype"
+        )
+    elif not verification.max_logit_diff <= tolerance:
+        cause = (
+            f"the model agrees on identical pixels, so the difference comes from preprocessing: the kit's video "
+            f"processor gives pixels up to {verification.max_pixel_diff:.3e} away from upstream's PIL bicubic resize "
+            "(accept it with a larger --verify-tolerance)"
+        )
+    else:
+        return
+    raise ConversionError(
+        f"verification failed: max |Δlogit| = {verification.max_logit_diff:.3e} (model alone "
+        f"{verification.max_model_logit_diff:.3e}) > --verify-tolerance {tolerance:g}; {cause}. {output_dir} was "
+        "written, nothing was pushed."
+    )
+
+
 def push(output_dir: Path, repo_id: str) -> None:
     """Upload `output_dir` to the Hub repo `repo_id` (created if needed)."""
     api = HfApi()
@@ -300,12 +327,13 @@ def convert(
     vision_config_path: str | Path | None = None,
     dtype: str = "bfloat16",
     verify: bool = False,
+    verify_tolerance: float = VERIFY_TOLERANCE,
     push_to_hub: str | None = None,
-) -> float | None:
-    """Convert `input_dir` into `output_dir`; returns max |Δlogit| when `verify` is set.
+) -> Verification | None:
+    """Convert `input_dir` into `output_dir`; returns the `Verification` when `verify` is set.
 
     Nothing is written unless every upstream tensor maps to a weight of the config's shape; nothing is pushed unless
-    that holds. Raises `ConversionError` (a check failed) or
+    that holds and, with `verify`, max |Δlogit| <= `verify_tolerance`. Raises `ConversionError` (a check failed) or
     `UnreadableCheckpointFile` (a file of `input_dir` is missing or broken; the message names it).
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
@@ -334,16 +362,21 @@ def convert(
     processor = ProLongVidProcessor.from_config(config, tokenizer)
     processor.save_pretrained(output_dir)
 
-    max_logit_diff = None
+    verification = None
     if verify:
-        from .upstream_reference import max_logit_difference
-
-        max_logit_diff = max_logit_difference(output_dir, upstream, config)
-        print(f"max |Δlogit| (converted vs upstream reference, float32): {max_logit_diff:.3e}")
-    write_model_card(output_dir, input_dir, config, max_logit_diff)
+        verification = verify_conversion(output_dir, upstream, load_upstream_tokenizer(input_dir), torch_dtype)
+        print(
+            "float32, converted checkpoint vs upstream reference:\n"
+            f"  max |Δpixel| (kit processor vs upstream's PIL preprocessing): {verification.max_pixel_diff:.3e}\n"
+            f"  max |Δlogit| (kit processor + converted model): {verification.max_logit_diff:.3e}\n"
+            f"  max |Δlogit| (converted model on the reference's pixels): {verification.max_model_logit_diff:.3e}"
+        )
+    write_model_card(output_dir, input_dir, config, verification)
+    if verification is not None:
+        check_verification(verification, verify_tolerance, output_dir)
     if push_to_hub:
         push(output_dir, push_to_hub)
-    return max_logit_diff
+    return verification
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -366,6 +399,12 @@ def main(argv: list[str] | None = None) -> None:
         help="dtype of the saved weights (default bfloat16)",
     )
     parser.add_argument("--verify", action="store_true", help="compare logits against the upstream reference")
+    parser.add_argument(
+        "--verify-tolerance",
+        type=float,
+        default=VERIFY_TOLERANCE,
+        help=f"largest max |Δlogit| --verify accepts (default {VERIFY_TOLERANCE:g})",
+    )
     parser.add_argument("--push-to-hub", metavar="REPO", help="upload to this Hub repo once every check passed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
@@ -377,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
             vision_config_path=args.vision_config,
             dtype=args.dtype,
             verify=args.verify,
+            verify_tolerance=args.verify_tolerance,
             push_to_hub=args.push_to_hub,
         )
     except (ConversionError, UnreadableCheckpointFile) as error:
