@@ -2,35 +2,59 @@
 
 ```bash
 python -m modeling_prolongvid.convert_prolongvid_weights_to_hf \
-    --input-dir prolongvid_7B --output-dir ProLongVid-7B-hf --dtype bfloat16 --verify
+    --input-dir prolongvid_7B --output-dir ProLongVid-7B-hf --num-frames 192 --dtype bfloat16 --verify
 ```
 
-The output loads with `AutoModelForImageTextToText` / `AutoProcessor` (the kit installed) or with
-`trust_remote_code=True` (code files are written beside the weights). `--verify` runs the converted model and an
-independent reference of upstream's semantics (`upstream_reference.py`) on a synthetic video prompt and prints
-max |Δlogit|.
+`--num-frames` is the frame count of the checkpoint's stage, saved as `config.num_frames` and as the video
+processor's default (upstream's config.json does not record it). The released checkpoints were trained and evaluated
+with: `prolongvid_image_sft_7B` 32 (evaluation), `prolongvid_stage1_7B` 32, `prolongvid_stage2_7B` 128,
+`prolongvid_7B` (stage 3) 192, or 256 to extrapolate (its best Video-MME score).
+
+Every tensor is checked against the config (key, expected and actual shape) before anything is written. The output
+loads with `AutoModelForImageTextToText` / `AutoModel` / `AutoProcessor` (the kit installed) or with
+`trust_remote_code=True` (code files are written beside the weights). Its generation config suppresses the ids no
+text holds (`<image>`, `<video>`, embedding rows past the tokenizer). `--verify` runs the converted checkpoint through
+the kit's processor and model and an independent reference of upstream (`upstream_reference.py`: PIL pixels,
+upstream's `qwen_1_5` prompt, upstream's forward on the raw weights) on a synthetic video, prints max |Δpixel| and
+max |Δlogit|, and fails above `--verify-tolerance`. `--push-to-hub` uploads only after every check passed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import re
+import sys
 from pathlib import Path
 
 import torch
 from huggingface_hub import HfApi, ModelCard
-from safetensors.torch import load_file
 from tqdm import tqdm
 from transformers import AutoTokenizer, Qwen2Config, SiglipVisionConfig
 
+from .checkpoint_files import UnreadableCheckpointFile, read_json, read_weights, weight_files
 from .configuration_prolongvid import ProLongVidConfig
-from .modeling_prolongvid import ProLongVidForConditionalGeneration
+from .modeling_prolongvid import ProLongVidForConditionalGeneration, set_generation_defaults
 from .processing_prolongvid import ProLongVidProcessor, grid_pinpoints
+from .upstream_reference import Verification, verify_conversion
 
 logger = logging.getLogger(__name__)
+
+# Frames per video of the released checkpoints' stages (upstream README, "Frame (Train)" / "Frame (Test)").
+RELEASED_NUM_FRAMES = {
+    "image SFT (evaluation)": 32,
+    "stage 1": 32,
+    "stage 2": 128,
+    "stage 3": 192,
+    "extrapolation": 256,
+}
+VERIFY_TOLERANCE = 1e-3
+
+
+class ConversionError(ValueError):
+    """The upstream checkpoint does not fit the conversion (unknown keys or settings, wrong shapes, failed checks)."""
+
 
 VISION_PRESETS = {
     # Upstream deletes the last of the 27 encoder layers and the head: 26 layers, last hidden state, no head.
@@ -85,37 +109,53 @@ def expand_grid_pinpoints(pinpoints: str | list, tile_size: int) -> list[list[in
     return grid_pinpoints(tile_size, max_grid=grids[-1], min_grid=grids[0])
 
 
-def convert_config(upstream: dict, vision_config: dict | None, image_token_id: int, video_token_id: int):
-    """Map the upstream `config.json` (Qwen2 fields + `mm_*`) to a validated `ProLongVidConfig`."""
+def convert_config(
+    upstream: dict, vision_config: dict | None, image_token_id: int, video_token_id: int, *, num_frames: int
+) -> ProLongVidConfig:
+    """Map the upstream `config.json` (Qwen2 fields + `mm_*`) to a validated `ProLongVidConfig` whose default frame
+    count is `num_frames` (the stage's: see `RELEASED_NUM_FRAMES`)."""
     tower = upstream.get("mm_vision_tower", "")
     if vision_config is None:
         if tower not in VISION_PRESETS:
-            raise ValueError(f"unknown vision tower {tower!r}: pass --vision-config with its SiglipVisionConfig JSON")
+            raise ConversionError(
+                f"unknown vision tower {tower!r}: pass --vision-config with its SiglipVisionConfig JSON"
+            )
         vision_config = VISION_PRESETS[tower]
     vision = SiglipVisionConfig(**vision_config)
     if upstream.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu":
-        raise ValueError(f"mm_projector_type={upstream['mm_projector_type']!r} is not supported (mlp2x_gelu only)")
+        raise ConversionError(
+            f"mm_projector_type={upstream['mm_projector_type']!r} is not supported (mlp2x_gelu only)"
+        )
     if upstream.get("mm_patch_merge_type", "spatial_unpad") != "spatial_unpad":
-        raise ValueError(f"mm_patch_merge_type={upstream['mm_patch_merge_type']!r} unsupported (spatial_unpad)")
+        raise ConversionError(f"mm_patch_merge_type={upstream['mm_patch_merge_type']!r} unsupported (spatial_unpad)")
     if upstream.get("mm_hidden_size", vision.hidden_size) != vision.hidden_size:
-        raise ValueError(f"mm_hidden_size={upstream['mm_hidden_size']} != vision hidden size {vision.hidden_size}")
+        raise ConversionError(
+            f"mm_hidden_size={upstream['mm_hidden_size']} != vision hidden size {vision.hidden_size}"
+        )
     pool_mode = upstream.get("mm_spatial_pool_mode", "bilinear")
     newline = upstream.get("mm_newline_position", "grid")
     if pool_mode not in POOL_MODES or newline not in NEWLINE_POSITIONS:
-        raise ValueError(f"unsupported mm_spatial_pool_mode={pool_mode!r} or mm_newline_position={newline!r}")
+        raise ConversionError(f"unsupported mm_spatial_pool_mode={pool_mode!r} or mm_newline_position={newline!r}")
+    max_frames = ProLongVidConfig.max_frames
+    if not 1 <= num_frames <= max_frames:
+        raise ConversionError(
+            f"--num-frames {num_frames} must lie in [1, {max_frames}]; the released stages use "
+            + ", ".join(f"{stage}: {frames}" for stage, frames in RELEASED_NUM_FRAMES.items())
+        )
     side = vision.image_size // vision.patch_size
     grid = upstream.get("mm_fixed_patch_length") or math.ceil(side / upstream.get("mm_spatial_pool_stride", 2))
     text = Qwen2Config(
         **{field: upstream[field] for field in QWEN2_FIELDS if field in upstream},
         rope_theta=upstream.get("rope_theta", 1_000_000.0),
     )
-    num_frames = min(upstream.get("frames_upbound") or 128, 256)
     return ProLongVidConfig(
         vision_config=vision,
         text_config=text,
         image_token_index=image_token_id,
         video_token_index=video_token_id,
-        image_grid_pinpoints=expand_grid_pinpoints(upstream.get("image_grid_pinpoints", "(1x1),...,(6x6)"), 384),
+        image_grid_pinpoints=expand_grid_pinpoints(
+            upstream.get("image_grid_pinpoints", "(1x1),...,(6x6)"), vision.image_size
+        ),
         vision_aspect_ratio=upstream.get("image_aspect_ratio", "anyres_max_9"),
         vision_feature_select_strategy="full",
         vision_feature_layer=-1,
@@ -128,34 +168,66 @@ def convert_config(upstream: dict, vision_config: dict | None, image_token_id: i
 
 
 def load_upstream_state_dict(input_dir: Path) -> dict[str, torch.Tensor]:
-    """Read every `*.safetensors` shard, else `*.bin` through `torch.load(weights_only=True)`."""
-    files = sorted(input_dir.glob("*.safetensors")) or sorted(input_dir.glob("*.bin"))
+    """Read every `*.safetensors` shard, else the `pytorch_model*.bin` files through `torch.load(weights_only=True)`;
+    an unreadable file raises `UnreadableCheckpointFile` naming it."""
+    files = weight_files(input_dir)
     if not files:
-        raise FileNotFoundError(f"no *.safetensors or *.bin weights in {input_dir}")
+        raise UnreadableCheckpointFile(f"no *.safetensors or pytorch_model*.bin weights in {input_dir}")
     state_dict = {}
     for file in tqdm(files, desc="reading shards", disable=len(files) < 2):
-        if file.suffix == ".safetensors":
-            state_dict.update(load_file(file))
-        else:
-            state_dict.update(torch.load(file, map_location="cpu", weights_only=True))
+        state_dict.update(read_weights(file))
     return state_dict
+
+
+def rename_key(key: str, num_vision_layers: int) -> str | None:
+    """The HF key of upstream `key` by `KEY_TABLE`; None for dropped keys and vision layers past the tower."""
+    if any(re.fullmatch(pattern, key) for pattern in DROPPED_KEYS):
+        return None
+    matches = [(pattern, target) for pattern, target in KEY_TABLE if re.fullmatch(pattern, key)]
+    if len(matches) != 1:
+        raise ConversionError(f"upstream key {key!r} matches {len(matches)} rows of KEY_TABLE (expected exactly 1)")
+    new_key = re.sub(matches[0][0], matches[0][1], key)
+    layer = re.match(r"model\.vision_tower\.encoder\.layers\.(\d+)\.", new_key)
+    if layer and int(layer.group(1)) >= num_vision_layers:
+        return None
+    return new_key
 
 
 def convert_state_dict(upstream: dict[str, torch.Tensor], num_vision_layers: int) -> dict[str, torch.Tensor]:
     """Rename every upstream key by `KEY_TABLE`; unknown keys are an error, vision layers past the tower dropped."""
     converted = {}
     for key, tensor in tqdm(upstream.items(), desc="renaming", disable=len(upstream) < 1000):
-        if any(re.fullmatch(pattern, key) for pattern in DROPPED_KEYS):
-            continue
-        matches = [(pattern, target) for pattern, target in KEY_TABLE if re.fullmatch(pattern, key)]
-        if len(matches) != 1:
-            raise KeyError(f"upstream key {key!r} matches {len(matches)} rows of KEY_TABLE (expected exactly 1)")
-        new_key = re.sub(matches[0][0], matches[0][1], key)
-        layer = re.match(r"model\.vision_tower\.encoder\.layers\.(\d+)\.", new_key)
-        if layer and int(layer.group(1)) >= num_vision_layers:
-            continue
-        converted[new_key] = tensor
+        new_key = rename_key(key, num_vision_layers)
+        if new_key is not None:
+            converted[new_key] = tensor
     return converted
+
+
+def check_state_dict(state_dict: dict[str, torch.Tensor], config: ProLongVidConfig, sources: dict[str, str]) -> None:
+    """Every weight the model of `config` needs is present, nothing else is, and every tensor has the shape the config
+    gives it; else a `ConversionError` listing each offending key (with its upstream name from `sources`), the
+    expected and the actual shape. Runs on the meta device: no memory, nothing written."""
+    with torch.device("meta"):
+        expected = {
+            key: tuple(value.shape) for key, value in ProLongVidForConditionalGeneration(config).state_dict().items()
+        }
+    optional = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    problems = [f"{key}: missing" for key in sorted(set(expected) - set(state_dict) - optional)]
+    problems += [
+        f"{key} (upstream {sources[key]}): not part of the model" for key in sorted(set(state_dict) - set(expected))
+    ]
+    problems += [
+        f"{key} (upstream {sources[key]}): expected shape {expected[key]}, got {tuple(tensor.shape)}"
+        for key, tensor in state_dict.items()
+        if key in expected and tuple(tensor.shape) != expected[key]
+    ]
+    if problems:
+        listed = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise ConversionError(
+            f"{len(problems)} weights do not fit the config (nothing was written):\n  {listed}\n"
+            "The checkpoint's config.json (or --vision-config) does not describe these weights: use the config that "
+            "came with them, or download the checkpoint again if a shard is from another model."
+        )
 
 
 def add_media_tokens(tokenizer) -> tuple[int, int]:
@@ -173,12 +245,14 @@ def resize_embeddings(state_dict: dict[str, torch.Tensor], vocab_size: int) -> N
             state_dict[key] = torch.cat((matrix, extra.to(matrix.dtype)), dim=0)
 
 
-def write_model_card(output_dir: Path, input_dir: Path, config: ProLongVidConfig, max_logit_diff: float | None):
+def write_model_card(output_dir: Path, input_dir: Path, config: ProLongVidConfig, verification: Verification | None):
     verified = (
-        f"max |Δlogit| = {max_logit_diff:.2e} against the upstream reference"
-        if max_logit_diff is not None
+        f"max |Δlogit| = {verification.max_logit_diff:.2e} against the upstream reference "
+        f"(max |Δpixel| = {verification.max_pixel_diff:.2e}, float32, {verification.num_tokens} tokens)"
+        if verification is not None
         else "not run"
     )
+    grid = config.pooled_grid_size
     card = ModelCard(
         f"""---
 library_name: transformers
@@ -188,10 +262,10 @@ tags: [video, long-context, prolongvid]
 # ProLongVid (converted to transformers)
 
 Converted from the upstream LLaVA-NeXT checkpoint `{input_dir.name}` with
-`python -m modeling_prolongvid.convert_prolongvid_weights_to_hf`. Video path: {config.pooled_grid_size}x{config.pooled_grid_size}
-{config.video_pooling_mode} pooling, newline position `{config.video_newline_position}`
-({config.num_video_tokens(1)} tokens per frame), default {config.num_frames} frames, up to {config.max_frames}.
-Verification: {verified}.
+`python -m modeling_prolongvid.convert_prolongvid_weights_to_hf`.
+Video path: {grid}x{grid} {config.video_pooling_mode} pooling, newline position `{config.video_newline_position}`
+({config.num_video_tokens(1)} tokens per frame), default {config.num_frames} frames (the stage's), up to
+{config.max_frames}. Verification: {verified}.
 
 ```python
 from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -203,66 +277,150 @@ processor = AutoProcessor.from_pretrained("{output_dir.name}", trust_remote_code
     card.save(output_dir / "README.md")
 
 
+def load_upstream_tokenizer(input_dir: Path):
+    """The upstream checkpoint's tokenizer; a missing or broken tokenizer file raises naming the folder."""
+    try:
+        return AutoTokenizer.from_pretrained(input_dir)
+    except Exception as error:  # tokenizers raises plain `Exception` for a broken tokenizer.json
+        raise UnreadableCheckpointFile(
+            f"cannot load the tokenizer of {input_dir} ({type(error).__name__}: {error}): the folder must hold the "
+            "checkpoint's tokenizer files (tokenizer.json / tokenizer_config.json, or vocab.json + merges.txt); "
+            "download them again"
+        ) from error
+
+
+def check_verification(verification: Verification, tolerance: float, output_dir: Path) -> None:
+    """Raise a `ConversionError` naming the cause when the kit does not reproduce upstream within `tolerance`
+    (NaN fails too)."""
+    if not verification.max_model_logit_diff <= tolerance:
+        cause = (
+            "the converted model differs from upstream's forward on identical pixels: a wrong key mapping, config "
+            "field or dtype"
+        )
+    elif not verification.max_logit_diff <= tolerance:
+        cause = (
+            f"the model agrees on identical pixels, so the difference comes from preprocessing: the kit's video "
+            f"processor gives pixels up to {verification.max_pixel_diff:.3e} away from upstream's PIL bicubic resize "
+            "(accept it with a larger --verify-tolerance)"
+        )
+    else:
+        return
+    raise ConversionError(
+        f"verification failed: max |Δlogit| = {verification.max_logit_diff:.3e} (model alone "
+        f"{verification.max_model_logit_diff:.3e}) > --verify-tolerance {tolerance:g}; {cause}. {output_dir} was "
+        "written, nothing was pushed."
+    )
+
+
+def push(output_dir: Path, repo_id: str) -> None:
+    """Upload `output_dir` to the Hub repo `repo_id` (created if needed)."""
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(folder_path=output_dir, repo_id=repo_id, commit_message="Add converted ProLongVid")
+
+
 def convert(
     input_dir: str | Path,
     output_dir: str | Path,
+    *,
+    num_frames: int,
     vision_config_path: str | Path | None = None,
     dtype: str = "bfloat16",
     verify: bool = False,
+    verify_tolerance: float = VERIFY_TOLERANCE,
     push_to_hub: str | None = None,
-) -> float | None:
-    """Convert `input_dir` into `output_dir`; returns max |Δlogit| when `verify` is set."""
+) -> Verification | None:
+    """Convert `input_dir` into `output_dir`; returns the `Verification` when `verify` is set.
+
+    Nothing is written unless every upstream tensor maps to a weight of the config's shape; nothing is pushed unless
+    that holds and, with `verify`, max |Δlogit| <= `verify_tolerance`. Raises `ConversionError` (a check failed) or
+    `UnreadableCheckpointFile` (a file of `input_dir` is missing or broken; the message names it).
+    """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
-    upstream_config = json.loads((input_dir / "config.json").read_text())
-    vision_config = json.loads(Path(vision_config_path).read_text()) if vision_config_path else None
-    tokenizer = AutoTokenizer.from_pretrained(input_dir)
+    upstream_config = read_json(input_dir / "config.json")
+    vision_config = read_json(vision_config_path) if vision_config_path else None
+    tokenizer = load_upstream_tokenizer(input_dir)
     tokenizer.padding_side = "left"  # batched generation
     image_token_id, video_token_id = add_media_tokens(tokenizer)
-    config = convert_config(upstream_config, vision_config, image_token_id, video_token_id)
-    if len(tokenizer) > config.text_config.vocab_size:
-        config.text_config.vocab_size = len(tokenizer)
+    config = convert_config(upstream_config, vision_config, image_token_id, video_token_id, num_frames=num_frames)
 
     upstream = load_upstream_state_dict(input_dir)
-    state_dict = convert_state_dict(upstream, config.vision_config.num_hidden_layers)
-    resize_embeddings(state_dict, config.text_config.vocab_size)
+    num_vision_layers = config.vision_config.num_hidden_layers
+    state_dict = convert_state_dict(upstream, num_vision_layers)
+    sources = {rename_key(key, num_vision_layers): key for key in upstream}
+    check_state_dict(state_dict, config, sources)
+    if len(tokenizer) > config.text_config.vocab_size:
+        config.text_config.vocab_size = len(tokenizer)
+        resize_embeddings(state_dict, config.text_config.vocab_size)
     torch_dtype = getattr(torch, dtype)
     state_dict = {key: value.to(torch_dtype) for key, value in state_dict.items()}
     with torch.device("meta"):
         model = ProLongVidForConditionalGeneration(config)
-    missing = set(model.state_dict()) - set(state_dict) - ({"lm_head.weight"} if config.tie_word_embeddings else set())
-    if missing:
-        raise KeyError(f"the upstream checkpoint lacks weights for: {sorted(missing)[:10]}")
     model.config.dtype = torch_dtype
-    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    set_generation_defaults(model, tokenizer)
     model.save_pretrained(output_dir, state_dict=state_dict)
     processor = ProLongVidProcessor.from_config(config, tokenizer)
     processor.save_pretrained(output_dir)
 
-    max_logit_diff = None
+    verification = None
     if verify:
-        from .upstream_reference import max_logit_difference
-
-        max_logit_diff = max_logit_difference(output_dir, upstream, config)
-        print(f"max |Δlogit| (converted vs upstream reference, float32): {max_logit_diff:.3e}")
-    write_model_card(output_dir, input_dir, config, max_logit_diff)
+        verification = verify_conversion(output_dir, upstream, load_upstream_tokenizer(input_dir), torch_dtype)
+        print(
+            "float32, converted checkpoint vs upstream reference:\n"
+            f"  max |Δpixel| (kit processor vs upstream's PIL preprocessing): {verification.max_pixel_diff:.3e}\n"
+            f"  max |Δlogit| (kit processor + converted model): {verification.max_logit_diff:.3e}\n"
+            f"  max |Δlogit| (converted model on the reference's pixels): {verification.max_model_logit_diff:.3e}"
+        )
+    write_model_card(output_dir, input_dir, config, verification)
+    if verification is not None:
+        check_verification(verification, verify_tolerance, output_dir)
     if push_to_hub:
-        HfApi().create_repo(push_to_hub, exist_ok=True)
-        HfApi().upload_folder(folder_path=output_dir, repo_id=push_to_hub, commit_message="Add converted ProLongVid")
-    return max_logit_diff
+        push(output_dir, push_to_hub)
+    return verification
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input-dir", required=True, help="upstream checkpoint (config.json, weights, tokenizer)")
     parser.add_argument("--output-dir", required=True)
+    parser.add_argument(
+        "--num-frames",
+        type=int,
+        required=True,
+        metavar="N",
+        help="frames per video of the checkpoint's stage, saved as the default of config and video processor: "
+        + ", ".join(f"{stage}: {frames}" for stage, frames in RELEASED_NUM_FRAMES.items()),
+    )
     parser.add_argument("--vision-config", help="SiglipVisionConfig JSON for a tower without a preset")
-    parser.add_argument("--dtype", default="bfloat16", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument(
+        "--dtype",
+        default="bfloat16",
+        choices=["float32", "float16", "bfloat16"],
+        help="dtype of the saved weights (default bfloat16)",
+    )
     parser.add_argument("--verify", action="store_true", help="compare logits against the upstream reference")
-    parser.add_argument("--push-to-hub", metavar="REPO", help="also upload to this Hub repo")
+    parser.add_argument(
+        "--verify-tolerance",
+        type=float,
+        default=VERIFY_TOLERANCE,
+        help=f"largest max |Δlogit| --verify accepts (default {VERIFY_TOLERANCE:g})",
+    )
+    parser.add_argument("--push-to-hub", metavar="REPO", help="upload to this Hub repo once every check passed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    convert(args.input_dir, args.output_dir, args.vision_config, args.dtype, args.verify, args.push_to_hub)
+    try:
+        convert(
+            args.input_dir,
+            args.output_dir,
+            num_frames=args.num_frames,
+            vision_config_path=args.vision_config,
+            dtype=args.dtype,
+            verify=args.verify,
+            verify_tolerance=args.verify_tolerance,
+            push_to_hub=args.push_to_hub,
+        )
+    except (ConversionError, UnreadableCheckpointFile) as error:
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Only the video path differs from [`LlavaOnevisionModel`]: every frame's projected `P x P` feature grid is pooled to a
 fixed `G x G` grid and `image_newline` is inserted according to `config.video_newline_position` (after every pooled
 row for the released checkpoints), giving `G * (G + 1)` embeddings per frame. Images, the projector, the language
-model, generation and the loss are inherited unchanged.
+model, generation and the loss are inherited unchanged. `from_pretrained` names the file when a weight shard cannot be
+read (`checkpoint_files.py`); `save_pretrained` maps both `AutoModelForImageTextToText` and `AutoModel` in `auto_map`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import select_hidden_states
 
+from .checkpoint_files import CheckpointFileErrorsMixin
 from .configuration_prolongvid import ProLongVidConfig
 
 
-class ProLongVidModel(LlavaOnevisionModel):
+class ProLongVidModel(CheckpointFileErrorsMixin, LlavaOnevisionModel):
     config_class = ProLongVidConfig
 
     @merge_with_config_defaults
@@ -114,7 +116,7 @@ class ProLongVidModel(LlavaOnevisionModel):
         return super().get_placeholder_mask(input_ids, inputs_embeds, image_features, video_features)
 
 
-class ProLongVidForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
+class ProLongVidForConditionalGeneration(CheckpointFileErrorsMixin, LlavaOnevisionForConditionalGeneration):
     r"""
     ProLongVid for video/image-conditioned generation.
 
@@ -145,5 +147,36 @@ class ProLongVidForConditionalGeneration(LlavaOnevisionForConditionalGeneration)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`; for remote code it also maps `AutoModel` to the inner `ProLongVidModel`
+        in `config.json`'s `auto_map` (transformers writes the saved class's entry only), so that
+        `AutoModel.from_pretrained(path, trust_remote_code=True)` loads where the kit is not installed."""
+        if self._auto_class is not None:
+            auto_map = self.config.auto_map if hasattr(self.config, "auto_map") else {}
+            inner = type(self.model)
+            self.config.auto_map = {**auto_map, "AutoModel": f"{inner.__module__.rsplit('.', 1)[-1]}.{inner.__name__}"}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
-__all__ = ["ProLongVidModel", "ProLongVidForConditionalGeneration"]
+
+def set_generation_defaults(model: ProLongVidForConditionalGeneration, tokenizer) -> None:
+    """Generation settings every ProLongVid checkpoint saves: stop at `<|im_end|>`, pad with the tokenizer's pad token,
+    and suppress the ids no text can hold, so that greedy (or sampled) decoding never emits a token upstream cannot:
+    the `<image>` / `<video>` placeholders and the embedding rows past the tokenizer's vocabulary (the released
+    checkpoints pad Qwen2.5's 151,665 tokens to 152,064 rows). `generate` applies `suppress_tokens` in every decoding
+    mode.
+
+    >>> from modeling_prolongvid.tiny_checkpoint import build_tiny_config, build_tiny_tokenizer
+    >>> tokenizer = build_tiny_tokenizer()
+    >>> model = ProLongVidForConditionalGeneration(build_tiny_config(tokenizer))
+    >>> set_generation_defaults(model, tokenizer)
+    >>> model.generation_config.suppress_tokens == [model.config.image_token_id, model.config.video_token_id]
+    True
+    """
+    config = model.config
+    padding_rows = range(len(tokenizer), config.text_config.vocab_size)
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.suppress_tokens = sorted({config.image_token_id, config.video_token_id, *padding_rows})
+
+
+__all__ = ["ProLongVidModel", "ProLongVidForConditionalGeneration", "set_generation_defaults"]

@@ -25,7 +25,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, SiglipVisionConfig
 
 from .configuration_prolongvid import ProLongVidConfig
-from .modeling_prolongvid import ProLongVidForConditionalGeneration
+from .modeling_prolongvid import ProLongVidForConditionalGeneration, set_generation_defaults
 from .processing_prolongvid import ProLongVidProcessor, grid_pinpoints
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
@@ -122,8 +122,7 @@ def build_tiny_checkpoint(output_dir: str | Path, seed: int = 0, **config_overri
     processor = ProLongVidProcessor.from_config(config, tokenizer)
     torch.manual_seed(seed)
     model = ProLongVidForConditionalGeneration(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    set_generation_defaults(model, tokenizer)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     return output_dir

@@ -1,28 +1,84 @@
-"""An independent reference of upstream ProLongVid's video forward, used to prove conversions.
+r"""An independent reference of upstream ProLongVid's video path, used to prove conversions (`--verify`).
 
-It reproduces the semantics of the LLaVA-NeXT `llava_qwen` fork directly on an upstream-layout state dict, without
-the key table or the HF ProLongVid classes: the SigLIP tower's last hidden state (upstream deletes layer 27 and keeps
-no head), the `mlp2x_gelu` projector as plain matrix products, `get_2dPool` (bilinear resize of the 27 x 27 grid to
-the fixed patch length), `add_token_per_grid` (a newline after every pooled row) and the splice of the features at
-upstream's `IMAGE_TOKEN_INDEX = -200` marker, then the Qwen2 language model.
+It reproduces the LLaVA-NeXT `llava_qwen` fork from raw upstream-layout weights, the kit's processors, chat template
+and key table untouched:
 
-Example:
+- pixels as upstream's `SigLipImageProcessor`: a direct PIL `BICUBIC` resize to the tower size, rescale by 1/255
+  (in float64, stored as float32), then `(x - 0.5) / 0.5` (`siglip_pixels`);
+- the prompt as upstream's `qwen_1_5` conversation (`conv_qwen`, ChatML) holding `<image>\n` + the question, as
+  lmms-eval's `llava_onevision` wrapper builds it (`qwen_1_5_prompt`), tokenized with the tokenizer directly, chunk by
+  chunk around `<image>`, with upstream's `IMAGE_TOKEN_INDEX = -200` marker between (`tokenizer_image_token`);
+- the forward: the SigLIP tower's last hidden state (upstream deletes layer 27 and keeps no head), the `mlp2x_gelu`
+  projector as plain matrix products, `get_2dPool` (bilinear resize of the 27 x 27 grid to the fixed patch length),
+  `add_token_per_grid` (a newline after every pooled row), the features spliced in at the marker as
+  `prepare_inputs_labels_for_multimodal` does, then the Qwen2 language model (`UpstreamReference`).
+
+Example (`verify_conversion` runs this against a converted checkpoint and its processor):
 
 ```python
 >>> reference = UpstreamReference(state_dict, text_config, vision_config, pooled_grid_size=12)  # doctest: +SKIP
->>> logits = reference.logits(input_ids_with_marker, frames)  # (1, seq, vocab)  # doctest: +SKIP
+>>> input_ids = tokenizer_image_token(qwen_1_5_prompt("Describe the video."), tokenizer)  # (seq,)  # doctest: +SKIP
+>>> logits = reference.logits(input_ids, siglip_pixels(frames, 384))  # (1, L, vocab)  # doctest: +SKIP
 
 ```
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from transformers import PreTrainedConfig, Qwen2ForCausalLM, SiglipVisionModel
 
 IMAGE_TOKEN_INDEX = -200
 UPSTREAM_VISION_PREFIX = "model.vision_tower.vision_tower.vision_model."
+SYSTEM_PROMPT = "You are a helpful assistant."
+SIGLIP_MEAN = SIGLIP_STD = 0.5
+
+
+def qwen_1_5_prompt(question: str) -> str:
+    """Upstream's `qwen_1_5` conversation for one user turn holding one visual, with the assistant turn open.
+
+    >>> print(qwen_1_5_prompt("Why?"))
+    <|im_start|>system
+    You are a helpful assistant.<|im_end|>
+    <|im_start|>user
+    <image>
+    Why?<|im_end|>
+    <|im_start|>assistant
+    <BLANKLINE>
+    """
+    turns = f"<|im_start|>user\n<image>\n{question}<|im_end|>\n<|im_start|>assistant\n"
+    return f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n{turns}"
+
+
+def tokenizer_image_token(prompt: str, tokenizer) -> torch.Tensor:
+    """Upstream's tokenization of a prompt: each chunk between `<image>` markers tokenized alone, one
+    `IMAGE_TOKEN_INDEX` between chunks (a leading BOS kept once, Qwen2.5 has none). Returns `(seq,)` int64."""
+    chunks = [tokenizer(chunk, add_special_tokens=True)["input_ids"] for chunk in prompt.split("<image>")]
+    bos = tokenizer.bos_token_id
+    offset = 1 if bos is not None and chunks[0][:1] == [bos] else 0
+    input_ids = chunks[0][:offset]
+    for index, chunk in enumerate(chunks):
+        if index:
+            input_ids.append(IMAGE_TOKEN_INDEX)
+        input_ids.extend(chunk[offset:])
+    return torch.tensor(input_ids, dtype=torch.long)
+
+
+def siglip_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
+    """Upstream's `SigLipImageProcessor` on video frames: uint8 `(T, H, W, 3)` -> float32 `(T, 3, size, size)`."""
+    pixels = []
+    for frame in frames:
+        resized = np.asarray(Image.fromarray(frame).convert("RGB").resize((size, size), Image.BICUBIC))
+        rescaled = (resized.astype(np.float64) * (1 / 255)).astype(np.float32)
+        mean, std = np.float32(SIGLIP_MEAN), np.float32(SIGLIP_STD)
+        pixels.append(((rescaled - mean) / std).transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(pixels))
 
 
 class UpstreamReference:
@@ -108,40 +164,113 @@ class UpstreamReference:
         return self.language_model(inputs_embeds=inputs_embeds[None]).logits
 
 
-def max_logit_difference(
-    converted_dir, upstream_state_dict: dict[str, torch.Tensor], config, num_frames: int = 4, seed: int = 0
-) -> float:
-    """Max |Δlogit| in float32 between the converted checkpoint and this reference on a synthetic video prompt.
+@dataclass
+class Verification:
+    """Outcome of `verify_conversion`, float32 max |Δ| on a prompt of `num_tokens` tokens:
 
-    Logits are compared over upstream's vocabulary (rows added for `<image>` / `<video>` have no upstream twin).
+    - `max_logit_diff`: the kit (processor + converted model) against upstream (reference pixels, prompt, forward),
+      over upstream's vocabulary: what a user of the converted checkpoint gets;
+    - `max_pixel_diff`: the kit's `pixel_values_videos` against `siglip_pixels`;
+    - `max_model_logit_diff`: the converted model fed the reference's pixels against the reference: the conversion
+      alone (0 when the weights and the forward agree), whatever the preprocessing.
+    """
+
+    max_logit_diff: float
+    max_pixel_diff: float
+    max_model_logit_diff: float
+    num_tokens: int
+
+
+def upstream_reference_logits(
+    reference: UpstreamReference, tokenizer, frames: np.ndarray, question: str, image_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Upstream's whole video path on uint8 `frames (T, H, W, 3)`: `(input_ids (seq,) with the marker,
+    pixels (T, 3, S, S), logits (1, L, vocab))`, computed without any of the kit's processors."""
+    input_ids = tokenizer_image_token(qwen_1_5_prompt(question), tokenizer)
+    pixels = siglip_pixels(frames, image_size)
+    return input_ids, pixels, reference.logits(input_ids, pixels)
+
+
+def synthetic_frames(num_frames: int = 4, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
+    """Random uint8 frames `(T, H, W, 3)`; a size other than the tower's exercises the resize."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (num_frames, height, width, 3), generator=generator, dtype=torch.uint8).numpy()
+
+
+def verify_conversion(
+    converted_dir: str | Path,
+    upstream_state_dict: dict[str, torch.Tensor],
+    upstream_tokenizer,
+    weights_dtype: torch.dtype | None = None,
+    frames: np.ndarray | None = None,
+    question: str = "Describe the video.",
+) -> Verification:
+    """Run the converted checkpoint through the kit (its processor, chat template and model, float32) and upstream's
+    path through `UpstreamReference` on the same video and question; compare pixels, prompt and logits.
+
+    Args:
+        converted_dir: the converter's output.
+        upstream_state_dict: the upstream checkpoint's weights (upstream key names).
+        upstream_tokenizer: the upstream checkpoint's own tokenizer (without `<image>` / `<video>`).
+        weights_dtype: the dtype the conversion stored; the reference's weights are rounded to it first, so that the
+            comparison measures the conversion, not the chosen precision.
+        frames: uint8 `(T, H, W, 3)`; default `synthetic_frames()`.
+
+    Raises `ValueError` when the kit's prompt differs from upstream's token layout (naming the first difference).
     """
     from .modeling_prolongvid import ProLongVidForConditionalGeneration
     from .processing_prolongvid import ProLongVidProcessor
 
+    model = ProLongVidForConditionalGeneration.from_pretrained(converted_dir, dtype=torch.float32).eval()
+    config = model.config
     if config.video_newline_position != "grid":
         raise NotImplementedError("the upstream reference covers ProLongVid's 'grid' newline position only")
-    model = ProLongVidForConditionalGeneration.from_pretrained(converted_dir, dtype=torch.float32).eval()
-    processor = ProLongVidProcessor.from_pretrained(converted_dir)
-    upstream = {key: value.float() for key, value in upstream_state_dict.items()}
+    frames = synthetic_frames() if frames is None else frames
+
+    rounding = weights_dtype or torch.float32
+    upstream = {key: value.to(rounding).float() for key, value in upstream_state_dict.items()}
     upstream_vocab = upstream["model.embed_tokens.weight"].shape[0]
     text_config = config.text_config.__class__(**{**config.text_config.to_dict(), "vocab_size": upstream_vocab})
     reference = UpstreamReference(
         upstream, text_config, config.vision_config, config.pooled_grid_size, config.video_pooling_mode
     )
+    marked_ids, pixels, reference_logits = upstream_reference_logits(
+        reference, upstream_tokenizer, frames, question, config.vision_config.image_size
+    )
 
-    generator = torch.Generator().manual_seed(seed)
-    frames = torch.randint(0, 256, (num_frames, 48, 64, 3), generator=generator, dtype=torch.uint8).numpy()
-    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Describe the video."}]}]
+    processor = ProLongVidProcessor.from_pretrained(converted_dir)
+    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
-    batch = processor(text=prompt, videos=[frames], return_tensors="pt")
+    batch = processor(text=prompt, videos=[frames], do_sample_frames=False, return_tensors="pt")
+    num_features = reference_logits.shape[1] - len(marked_ids) + 1
+    check_token_layout(batch["input_ids"][0], marked_ids, num_features, config.video_token_id, processor.tokenizer)
     with torch.no_grad():
         logits = model(**batch).logits[..., :upstream_vocab]
-
-    input_ids = batch["input_ids"][0]
-    is_video = input_ids == config.video_token_id
-    first = int(is_video.nonzero()[0])
-    marked_ids = torch.cat(
-        (input_ids[:first], torch.tensor([IMAGE_TOKEN_INDEX]), input_ids[first:][~is_video[first:]])
+        same_pixels = model(**{**batch, "pixel_values_videos": pixels[None]}).logits[..., :upstream_vocab]
+    return Verification(
+        max_logit_diff=(logits - reference_logits).abs().max().item(),
+        max_pixel_diff=(batch["pixel_values_videos"][0] - pixels).abs().max().item(),
+        max_model_logit_diff=(same_pixels - reference_logits).abs().max().item(),
+        num_tokens=logits.shape[1],
     )
-    reference_logits = reference.logits(marked_ids, batch["pixel_values_videos"][0])
-    return (logits - reference_logits).abs().max().item()
+
+
+def check_token_layout(
+    kit_ids: torch.Tensor, marked_ids: torch.Tensor, num_features: int, video_token_id: int, tokenizer
+) -> None:
+    """The kit's `input_ids (L,)` must be upstream's `marked_ids` with the marker expanded into `num_features`
+    `<video>` placeholders, one per embedding upstream splices in; `tokenizer` (the kit's) decodes a difference."""
+    (marker,) = (marked_ids == IMAGE_TOKEN_INDEX).nonzero(as_tuple=True)[0].tolist()
+    placeholders = torch.full((num_features,), video_token_id)
+    expected = torch.cat((marked_ids[:marker], placeholders, marked_ids[marker + 1 :]))
+    if kit_ids.shape == expected.shape and torch.equal(kit_ids, expected):
+        return
+    length = min(len(kit_ids), len(expected))
+    first = next((i for i in range(length) if kit_ids[i] != expected[i]), length)
+    window = slice(max(first - 2, 0), first + 3)
+    raise ValueError(
+        f"the kit's prompt ({len(kit_ids)} tokens) differs from upstream's qwen_1_5 prompt with the video expanded "
+        f"({len(expected)} tokens) at token {first}: kit {tokenizer.decode(kit_ids[window])!r}, upstream "
+        f"{tokenizer.decode(expected[window])!r}. Save the processor with ProLongVid's ChatML chat template "
+        "(chat_template.py) and the config's pooled_grid_size / video_newline_position."
+    )

@@ -45,6 +45,7 @@ def test_registered_auto_classes_round_trip(tiny_checkpoint, tmp_path, random_fr
         assert torch.equal(a, b), name
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
     assert auto_map["AutoModelForImageTextToText"] == "modeling_prolongvid.ProLongVidForConditionalGeneration"
+    assert auto_map["AutoModel"] == "modeling_prolongvid.ProLongVidModel"
     assert (tmp_path / "video_processing_prolongvid.py").exists() and (tmp_path / "frame_sampling.py").exists()
 
 
@@ -60,12 +61,18 @@ REMOTE_CODE_SCRIPT = textwrap.dedent(
 
     sys.meta_path.insert(0, HideKit())
     import numpy as np, torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor
 
     repo = sys.argv[1]
     model = AutoModelForImageTextToText.from_pretrained(repo, trust_remote_code=True)
     processor = AutoProcessor.from_pretrained(repo, trust_remote_code=True)
     assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    inner = AutoModel.from_pretrained(repo, trust_remote_code=True)
+    assert type(inner).__name__ == "ProLongVidModel" and type(inner).__module__.startswith("transformers_modules")
+    full_inner = model.model.state_dict()
+    assert sorted(inner.state_dict()) == sorted(full_inner), "AutoModel and the full model's inner model differ"
+    for name, weight in inner.state_dict().items():
+        assert torch.equal(weight, full_inner[name]), name
     assert type(processor.video_processor).__module__.startswith("transformers_modules")
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What?"}]}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)

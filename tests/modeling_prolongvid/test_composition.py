@@ -17,7 +17,7 @@ from tests.modeling_prolongvid.test_convert import UPSTREAM_7B_CONFIG
 def test_processor_from_the_released_7b_config():
     tokenizer = build_tiny_tokenizer()
     image_id, video_id = (tokenizer.convert_tokens_to_ids(token) for token in ("<image>", "<video>"))
-    config = convert_config(UPSTREAM_7B_CONFIG, None, image_token_id=image_id, video_token_id=video_id)
+    config = convert_config(UPSTREAM_7B_CONFIG, None, image_token_id=image_id, video_token_id=video_id, num_frames=128)
     processor = ProLongVidProcessor.from_config(config, tokenizer)
     tiles = [(rows, cols) for rows in range(1, 7) for cols in range(1, 7)]  # upstream's (1x1),...,(6x6)
     assert processor.image_processor.image_grid_pinpoints == [[384 * rows, 384 * cols] for rows, cols in tiles]
@@ -30,7 +30,7 @@ def test_processor_from_the_released_7b_config():
 
 def test_processor_from_config_refuses_a_tokenizer_of_other_ids():
     tokenizer = build_tiny_tokenizer()
-    config = convert_config(UPSTREAM_7B_CONFIG, None, image_token_id=1, video_token_id=2)
+    config = convert_config(UPSTREAM_7B_CONFIG, None, image_token_id=1, video_token_id=2, num_frames=128)
     with pytest.raises(ValueError, match="add the media tokens"):
         ProLongVidProcessor.from_config(config, tokenizer)
 

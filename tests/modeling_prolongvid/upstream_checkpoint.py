@@ -22,14 +22,21 @@ VISION = {
 }
 
 
-def write_upstream_checkpoint(directory: Path, seed: int = 0, fixed_patch_length: int = 3) -> Path:
-    """A random tiny ProLongVid in upstream layout; the tower is described by `directory / "vision.json"`."""
+def write_upstream_checkpoint(
+    directory: Path, seed: int = 0, fixed_patch_length: int = 3, vocab_padding: int = 6
+) -> Path:
+    """A random tiny ProLongVid in upstream layout; the tower is described by `directory / "vision.json"`.
+
+    The embedding has `vocab_padding` rows past the tokenizer, as the released checkpoints (152,064 rows for Qwen2.5's
+    151,665 tokens): with 2 or more, `<image>` / `<video>` fit without a resize; with 0 the converter must grow it.
+    Like upstream's, config.json records no frame count.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tokenizer = build_tiny_tokenizer(media_tokens=False)
     text = Qwen2Config(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        vocab_size=len(tokenizer), max_position_embeddings=4096, rope_theta=1_000_000.0,
+        vocab_size=len(tokenizer) + vocab_padding, max_position_embeddings=4096, rope_theta=1_000_000.0,
     )  # fmt: skip
     language_model = Qwen2ForCausalLM(text)
     tower = SiglipVisionModel(SiglipVisionConfig(**VISION))
@@ -61,7 +68,6 @@ def write_upstream_checkpoint(directory: Path, seed: int = 0, fixed_patch_length
         "mm_patch_merge_type": "spatial_unpad",
         "image_aspect_ratio": "anyres_max_9",
         "image_grid_pinpoints": "(1x1),...,(2x2)",
-        "frames_upbound": 32,
     }
     (directory / "config.json").write_text(json.dumps(config, indent=2))
     (directory / "vision.json").write_text(json.dumps(VISION))
