@@ -27,6 +27,7 @@ COMMANDS = [
     ("dataset_builder", ["build"], False),
     ("evaluation", ["run"], True),
     ("evaluation", ["report"], False),
+    ("modeling_prolongvid.convert_prolongvid_weights_to_hf", [], True),
 ]
 
 

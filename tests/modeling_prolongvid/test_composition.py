@@ -9,7 +9,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen2ForCau
 
 from modeling_prolongvid import ProLongVidProcessor
 from modeling_prolongvid.composition import compose_prolongvid
-from modeling_prolongvid.convert_prolongvid_weights_to_hf import convert_config
+from modeling_prolongvid.conversion import convert_config
 from modeling_prolongvid.tiny_checkpoint import build_tiny_tokenizer
 from tests.modeling_prolongvid.test_convert import UPSTREAM_7B_CONFIG
 

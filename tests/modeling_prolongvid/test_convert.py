@@ -19,16 +19,16 @@ from modeling_prolongvid import (
     ProLongVidVideoProcessor,
     upstream_reference,
 )
-from modeling_prolongvid import convert_prolongvid_weights_to_hf as converter
-from modeling_prolongvid.convert_prolongvid_weights_to_hf import (
+from modeling_prolongvid import conversion as converter
+from modeling_prolongvid.conversion import (
     ConversionError,
     add_media_tokens,
     convert_config,
     convert_state_dict,
     expand_grid_pinpoints,
     load_upstream_state_dict,
-    main,
 )
+from modeling_prolongvid.convert_prolongvid_weights_to_hf import main
 from modeling_prolongvid.tiny_checkpoint import build_tiny_tokenizer
 from modeling_prolongvid.upstream_reference import (
     IMAGE_TOKEN_INDEX,
