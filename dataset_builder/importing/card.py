@@ -68,7 +68,8 @@ def yaml_configs(configs: list[str], token: str) -> str:
     """The card's ``configs:`` block: one config per non-empty config, its files named by the run's prefix."""
     lines = ["configs:"]
     for config in configs:
-        lines += [f"- config_name: {config}", "  data_files:", "  - split: train", f"    path: {config}/train-{token}-*.parquet"]  # fmt: skip
+        pattern = f"{config}/train-{token}-*.parquet"
+        lines += [f"- config_name: {config}", "  data_files:", "  - split: train", f"    path: {pattern}"]
     return "\n".join(lines)
 
 

@@ -63,7 +63,7 @@ class Conversation:
 
 
 def _placeholder_count(text: str) -> int:
-    return sum(text.count(token) for token in PLACEHOLDERS)
+    return text.count("<image>") + text.count("<video>") if "<" in text else 0  # PLACEHOLDERS
 
 
 def _move_placeholder(value: str) -> tuple[str, bool]:

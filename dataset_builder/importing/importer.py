@@ -5,9 +5,13 @@ Output (``load_dataset(OUT, "stage1")`` reads it through the card's YAML ``confi
     OUT/stage{1,2,3}/train-<run>-f<file>-c<chunk>.parquet   IMPORTED_VIDEO_FEATURES, by probed duration
     OUT/<image config>/train-<run>-...parquet               IMAGE_TRAINING_FEATURES (--modality image)
     OUT/images/                                              embedded Parquet images, written as files
-    OUT/import_errors.jsonl                                  every row left out: {row, id, stage, kind, reason}
+    OUT/import_errors.jsonl                                  every row left out (see below)
     OUT/README.md, OUT/plots/*.png                           the card
     OUT/.import/                                             manifest, progress, probe cache, per-chunk errors
+
+``import_errors.jsonl`` has one line per row left out, in reading order: ``{"video_id": the row's own id, "file",
+"row": its number in the file (from 0), "stage": "parse" (the row) or "media" (its file), "kind", "reason",
+"media": the path when known}``.
 
 How it resumes: the annotation files are read in chunks of ``chunk_rows`` rows. A chunk's Parquet files are written
 under a temporary name and renamed, its error records go to a file of its own, and only then is one line appended
@@ -166,12 +170,12 @@ class _Import:
     def __init__(self, settings: ImportSettings) -> None:
         self.settings = settings
         self.out = Path(settings.out)
-        self.media_root = Path(settings.media_root)
-        if not self.media_root.is_dir():
+        self.media_root = os.path.abspath(settings.media_root)  # the rows' `video` / `image` paths start with it
+        if not os.path.isdir(self.media_root):
             raise ValueError(
                 f"--media-root {self.media_root} is not a directory; pass the folder the paths are under."
             )
-        self.files = find_annotation_files(settings.annotations)
+        self.files = find_annotation_files(settings.annotations, exclude=self.out)
         self.work = self.out / WORK_DIR
         self.token = self._open_work(_identity(settings, self.files))
         self.chunk_name = ""
@@ -225,7 +229,7 @@ class _Import:
     def _media_rows(self, parsed: list[tuple[int, ParsedRow, str | None]], log: ErrorLog, skipped: Counter, file: str):
         """``(number, row, media id, usable path, duration)`` for every row whose media is usable."""
         kind = self.settings.modality
-        paths = [str(self.media_root / relative) for _, _, relative in parsed if relative is not None]
+        paths = [os.path.join(self.media_root, relative) for _, _, relative in parsed if relative is not None]
         probes = self.prober.probe(paths, kind)
         embedded = [row.media for _, row, relative in parsed if relative is None]
         stored = iter(())
@@ -241,12 +245,12 @@ class _Import:
                 else:
                     yield number, row, outcome, outcome, None
                 continue
-            path = str(self.media_root / relative)
+            path = os.path.join(self.media_root, relative)
             probe = probes[path]
             if not probe.ok:
                 self._reject(log, skipped, MediaError(probe.kind, probe.reason), "media", media=relative, **where)
                 continue
-            yield number, row, relative, os.path.abspath(path), probe.duration
+            yield number, row, relative, path, probe.duration
 
     def _store(self, data: bytes) -> str | MediaError:
         try:
@@ -267,7 +271,7 @@ class _Import:
                 if isinstance(raw, UnreadableRow):
                     raise MalformedRow("not_json", raw.reason)
                 row = parse_row(raw, self.settings.modality, row_id, path.stem, self.settings.source)
-                relative = resolve_media(self.media_root, row.media) if isinstance(row.media, str) else None
+                relative = resolve_media(row.media) if isinstance(row.media, str) else None
             except (MalformedRow, MediaError) as error:
                 self._reject(log, skipped, error, "parse", row_id=row_id, file=path.name, row=number)
                 continue

@@ -1,7 +1,7 @@
 """Media of imported rows: paths under ``--media-root``, header probes (parallel, cached, resumable) and images that
 arrive as bytes.
 
-* :func:`resolve_media` -- an annotation's relative path -> a file under the media root. Absolute paths and paths
+* :func:`resolve_media` -- an annotation's path, normalized, relative to the media root. Absolute paths and paths
   whose ``..`` leave the root are refused. The check is on the path as written (lexical), so symlinks placed inside
   the root are followed: a Hub snapshot is a tree of symlinks into a blob store outside it.
 * :class:`MediaProber` -- duration (videos) or size (images) of many files at once, on a thread pool. ``header``
@@ -18,9 +18,9 @@ Example:
     >>> from processing.synthetic import write_video
     >>> root = Path(tempfile.mkdtemp())
     >>> _ = write_video(root / "clip.mp4", num_frames=30, fps=10)
-    >>> resolve_media(root, "sub/../clip.mp4")
+    >>> resolve_media("sub/../clip.mp4")
     'clip.mp4'
-    >>> resolve_media(root, "../outside.mp4")
+    >>> resolve_media("../outside.mp4")
     Traceback (most recent call last):
     ...
     dataset_builder.importing.media.MediaError: ../outside.mp4 leaves --media-root; media paths must stay inside it
@@ -54,8 +54,9 @@ class MediaError(ValueError):
         self.kind = kind
 
 
-def resolve_media(root: str | Path, relative: str) -> str:
-    """``relative`` normalized (POSIX separators); raises :class:`MediaError` when it would leave ``root``."""
+def resolve_media(relative: str) -> str:
+    """``relative`` normalized (POSIX separators); raises :class:`MediaError` (``unsafe_path``) when it is absolute
+    or would leave the directory it is relative to."""
     if not isinstance(relative, str) or not relative.strip():
         raise MediaError("no_media", f"media path must be a non-empty string, got {relative!r}")
     posix = relative.replace("\\", "/")

@@ -74,8 +74,9 @@ class Chunk:
         return ResumePoint(self.index + 1, self.first_row + len(self.rows), self.offset)
 
 
-def find_annotation_files(path: str | Path) -> list[Path]:
-    """``path`` itself, or every ``.json`` / ``.jsonl`` / ``.parquet`` file below the directory ``path``, sorted."""
+def find_annotation_files(path: str | Path, exclude: str | Path | None = None) -> list[Path]:
+    """``path`` itself, or every ``.json`` / ``.jsonl`` / ``.parquet`` file below the directory ``path``, sorted;
+    files inside the directory ``exclude`` (the import's own output) are left out."""
     path = Path(path)
     if path.is_file():
         if path.suffix not in SUFFIXES:
@@ -83,7 +84,12 @@ def find_annotation_files(path: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise ValueError(f"--annotations {path} does not exist; pass an annotation file or a directory of them.")
-    files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file() and ".import" not in p.parts)
+    outside = Path(exclude).resolve() if exclude is not None else None
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.suffix in SUFFIXES and p.is_file() and (outside is None or outside not in p.resolve().parents)
+    )
     if not files:
         raise ValueError(f"{path} holds no {' / '.join(SUFFIXES)} files.")
     return files
@@ -102,7 +108,11 @@ def _json_array_rows(path: Path, offset: int) -> Iterator[tuple[object, int, flo
         position = _WHITESPACE.match(text, position + 1).end()
         if text.startswith("]", position):
             return
-    elif text.startswith(",", position):
+    else:  # right after a row: the array goes on with a comma or ends
+        if text.startswith("]", position):
+            return
+        if not text.startswith(",", position):
+            raise ValueError(f"{path}: expected ',' or ']' at character {position}; the file changed or is not JSON.")
         position += 1
     while True:
         try:

@@ -3,16 +3,20 @@ already probed are not probed again, the rows and the errors file end up exactly
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from dataset_builder.importing import importer
 from dataset_builder.importing.importer import ImportSettings, import_annotations
+from dataset_builder.importing.readers import iter_chunks
+from processing.synthetic import write_video
 from tests.dataset_builder.test_import_support import (
     ROOT,
     import_command,
@@ -22,7 +26,6 @@ from tests.dataset_builder.test_import_support import (
     write_jsonl,
     write_media,
 )
-from processing.synthetic import write_video
 
 QA = ("<image>\nWhat is shown?", "Gray frames.", "More?", "No.")
 
@@ -102,7 +105,9 @@ def test_a_crash_inside_a_chunk_resumes_at_that_chunk(media, reference, tmp_path
     assert dataset_rows(tmp_path / "out") == rows
     assert errors_of(tmp_path / "out") == errors, "the interrupted chunk's errors are not doubled"
     assert (dict(summary.written), dict(summary.skipped), summary.rows) == (
-        dict(total.written), dict(total.skipped), total.rows
+        dict(total.written),
+        dict(total.skipped),
+        total.rows,
     )
 
 
@@ -140,3 +145,29 @@ def test_kill_9_of_the_command_line_then_rerun_finishes_the_same_dataset(media, 
     assert f"{done} chunks were already done" in result.stdout
     rows, errors, _ = reference
     assert dataset_rows(tmp_path / "out") == rows and errors_of(tmp_path / "out") == errors
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".parquet"])
+def test_reading_resumes_after_any_chunk_of_every_format(tmp_path, suffix):
+    """Resuming after chunk k yields exactly the rows after it, also after the last chunk (nothing)."""
+    rows = [{"id": f"r{i}", "conversations": [{"from": "human", "value": f"ü {i}, [x]"}]} for i in range(7)]
+    path = tmp_path / f"rows{suffix}"
+    if suffix == ".json":
+        path.write_text(" [\n" + ",\n  ".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n]\n ")
+    elif suffix == ".jsonl":
+        write_jsonl(path, rows, extra_lines=("",))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=3)
+    chunks = list(iter_chunks(path, chunk_rows=2))
+    assert [[row["id"] for row in chunk.rows] for chunk in chunks] == [
+        ["r0", "r1"],
+        ["r2", "r3"],
+        ["r4", "r5"],
+        ["r6"],
+    ]
+    assert chunks[-1].fraction == pytest.approx(1.0, abs=0.01)
+    for k, chunk in enumerate(chunks):
+        rest = list(iter_chunks(path, 2, start=chunk.end))
+        assert [c.index for c in rest] == list(range(k + 1, len(chunks)))
+        assert [row for c in rest for row in c.rows] == rows[2 * (k + 1) :]
+        assert all(c.first_row == 2 * c.index for c in rest)

@@ -1,5 +1,5 @@
-"""Round trip: a LLaVA-NeXT row imported, loaded back and rendered by the kit's chat template gives the prompt text that
-upstream's ``qwen_1_5`` preprocessing gives the original row. Upstream is re-implemented here, independently of the
+"""Round trip: a LLaVA-NeXT row imported, loaded back and rendered by the kit's chat template gives the prompt text
+that upstream's ``qwen_1_5`` preprocessing gives the original row. Upstream is re-implemented here, independently of the
 importer, from what ProLongVid's ``llava/train/train.py`` does:
 
 * ``preprocess_multimodal``, on every turn: when the turn holds exactly one ``<image>`` and does not start with it,
