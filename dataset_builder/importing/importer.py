@@ -182,24 +182,42 @@ class _Import:
         self.progress = JsonlStore(self.work / "progress", "chunks", fsync_interval=0)
         self.prober = MediaProber(self.work / "probes", settings.workers, settings.probe)
 
+    def _lock(self) -> None:
+        """Hold ``OUT/.import/lock`` (an exclusive ``flock``) while this run writes; the kernel frees it if we die."""
+        import fcntl
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.lock = open(self.work / "lock", "w")  # noqa: SIM115 -- held until close()
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock.close()
+            raise ValueError(
+                f"another import is writing {self.out} now; wait for it or choose another --out."
+            ) from None
+
     def _open_work(self, identity: dict) -> str:
         manifest_path = self.work / "manifest.json"
+        if not manifest_path.is_file() and self.out.is_dir():
+            if any((self.out / name).exists() for name in ("README.md", *ALL_CONFIGS)):
+                raise ValueError(
+                    f"{self.out} holds a dataset that `import` did not write (a `build`?); choose a new --out. "
+                    "Builds and imports are combined by listing their configs in the stage YAML, not by sharing a "
+                    "folder."
+                )
+        self._lock()
         if manifest_path.is_file():
             manifest = json.loads(manifest_path.read_text())
             if manifest["identity"] == identity and not self.settings.restart:
                 return manifest["token"]
             if not self.settings.restart:
                 changed = sorted(k for k in identity if identity[k] != manifest["identity"].get(k))
+                self.lock.close()
                 raise ValueError(
                     f"{self.out} holds an import of other inputs or settings (changed: {', '.join(changed)}); pass "
                     "--restart to import again from scratch, or choose a new --out."
                 )
             self._discard(manifest["token"])
-        elif self.out.is_dir() and any((self.out / name).exists() for name in ("README.md", *ALL_CONFIGS)):
-            raise ValueError(
-                f"{self.out} holds a dataset that `import` did not write (a `build`?); choose a new --out. Builds "
-                "and imports are combined by listing their configs in the stage YAML, not by sharing a folder."
-            )
         token = hashlib.sha256(f"{json.dumps(identity, sort_keys=True)}{time.time_ns()}".encode()).hexdigest()[:12]
         self.work.mkdir(parents=True, exist_ok=True)
         partial = manifest_path.with_suffix(".partial")
@@ -215,7 +233,7 @@ class _Import:
         for entry in self.work.iterdir():
             if entry.is_dir() and entry.name != "probes":
                 shutil.rmtree(entry)
-            elif entry.is_file():
+            elif entry.is_file() and entry.name != "lock":
                 entry.unlink()
 
     def _data_file(self, config: str, name: str) -> Path:
@@ -351,9 +369,13 @@ class _Import:
             bar.update(sizes[file_index] - read)
         bar.close()
         summary.probed = self.prober.probed
+        return self.finish(summary)
+
+    def close(self) -> None:
+        """Flush the stores and free the lock (also after a failure)."""
         self.prober.close()
         self.progress.close()
-        return self.finish(summary)
+        self.lock.close()
 
     def finish(self, summary: ImportSummary) -> ImportSummary:
         """Drop other runs' data files, gather the errors into one file, write the card."""
@@ -382,4 +404,8 @@ class _Import:
 
 def import_annotations(settings: ImportSettings) -> ImportSummary:
     """Import (or resume importing) ``settings.annotations`` into ``settings.out``; see the module docstring."""
-    return _Import(settings).run()
+    run = _Import(settings)
+    try:
+        return run.run()
+    finally:
+        run.close()

@@ -171,3 +171,15 @@ def test_reading_resumes_after_any_chunk_of_every_format(tmp_path, suffix):
         assert [c.index for c in rest] == list(range(k + 1, len(chunks)))
         assert [row for c in rest for row in c.rows] == rows[2 * (k + 1) :]
         assert all(c.first_row == 2 * c.index for c in rest)
+
+
+def test_a_second_import_into_the_same_folder_is_refused_while_one_runs(media, tmp_path):
+    import fcntl
+
+    write_jsonl(tmp_path / "rows.jsonl", annotation_rows(8))
+    (tmp_path / "out" / ".import").mkdir(parents=True)
+    with open(tmp_path / "out" / ".import" / "lock", "w") as held:  # what a running import holds
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ValueError, match="another import is writing"):
+            import_annotations(settings(tmp_path / "rows.jsonl", media, tmp_path / "out"))
+    assert import_annotations(settings(tmp_path / "rows.jsonl", media, tmp_path / "out")).rows == 8
