@@ -63,7 +63,7 @@ class Conversation:
 
 
 def _placeholder_count(text: str) -> int:
-    return text.count("<image>") + text.count("<video>") if "<" in text else 0  # PLACEHOLDERS
+    return sum(map(text.count, PLACEHOLDERS))
 
 
 def _move_placeholder(value: str) -> tuple[str, bool]:
@@ -128,7 +128,7 @@ class ParsedRow:
     Attributes:
         row_id: upstream ``id`` (``FILE:ROW`` when the row has none).
         media: the ``video`` / ``image`` path as written, or the embedded image ``bytes`` (Parquet rows).
-        source: ``default_source`` when given, else the row's ``data_source``, else ``fallback_source``.
+        source: ``source`` when given (``--source``), else the row's ``data_source``, else ``fallback_source``.
         num_frames: the row's own frame count (see :func:`frames_of`).
         conversation: the converted messages.
     """

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pyarrow as pa
@@ -183,3 +184,28 @@ def test_a_second_import_into_the_same_folder_is_refused_while_one_runs(media, t
         with pytest.raises(ValueError, match="another import is writing"):
             import_annotations(settings(tmp_path / "rows.jsonl", media, tmp_path / "out"))
     assert import_annotations(settings(tmp_path / "rows.jsonl", media, tmp_path / "out")).rows == 8
+
+
+def test_probes_run_in_parallel_on_the_workers(media, tmp_path, monkeypatch):
+    from dataset_builder.importing import media as media_module
+
+    real_probe, running, peak = media_module._probe_one, [0], [0]
+    lock = threading.Lock()
+
+    def slow_probe(path, kind, mode):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return real_probe(path, kind, mode)
+
+    monkeypatch.setattr(media_module, "_probe_one", slow_probe)
+    prober = media_module.MediaProber(tmp_path / "probes", workers=4)
+    start = time.perf_counter()
+    probes = prober.probe([media / "videos" / f"clip{i}.mp4" for i in range(8)], "video")
+    elapsed = time.perf_counter() - start
+    prober.close()
+    assert peak[0] == 4 and elapsed < 8 * 0.2 * 0.75, f"peak {peak[0]} probes at once, {elapsed:.2f} s"
+    assert sorted(round(p.duration, 1) for p in probes.values()) == [1.0 + i / 10 for i in range(8)]
