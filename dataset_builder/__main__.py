@@ -184,7 +184,12 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--source", default=None, help="source of every row (default: the row's data_source, else the file name)"
     )
-    i.add_argument("--modality", choices=("video", "image"), default="video", help="(default: %(default)s)")
+    i.add_argument(
+        "--modality",
+        choices=("video", "image"),
+        default="video",
+        help="video rows go to stage1/2/3 by duration, image rows to --image-config (default: %(default)s)",
+    )
     i.add_argument(
         "--image-config",
         choices=IMAGE_CONFIGS,
