@@ -188,7 +188,7 @@ def parser() -> argparse.ArgumentParser:
         "--modality",
         choices=("video", "image"),
         default="video",
-        help="video rows go to stage1/2/3 by duration, image rows to --image-config (default: %(default)s)",
+        help="video rows go to stage1/2/3 by duration, image rows to one image config (default: %(default)s)",
     )
     i.add_argument(
         "--image-config",
