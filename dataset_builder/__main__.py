@@ -1,4 +1,4 @@
-"""Command line: ``python -m dataset_builder annotate ...`` and ``python -m dataset_builder build ...``.
+"""Command line: ``python -m dataset_builder annotate ...``, ``build ...`` and ``import ...``.
 
 Examples::
 
@@ -7,6 +7,7 @@ Examples::
     python -m dataset_builder annotate --videos manifest.jsonl --out work --dry-run
     python -m dataset_builder annotate --videos videos/ --out work --base-url http://localhost:8000/v1 --model Qwen/Qwen2-VL-7B-Instruct
     python -m dataset_builder build --work-dir work --out dataset [--push-to-hub user/prolongvid-data]
+    python -m dataset_builder import --annotations ProLongVid_data/annotations --media-root ProLongVid_data --out data
 """
 
 from __future__ import annotations
@@ -18,9 +19,15 @@ import sys
 from .frame_models import DEFAULT_CAPTIONER, DEFAULT_EMBEDDER
 from .segmentation import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_THRESHOLD, FIXED_SEGMENT_SECONDS
 
+IMAGE_CONFIGS = (
+    "image_alignment",
+    "image_knowledge",
+    "image_sft",
+)  # as dataset_builder.schemas (which loads datasets)
+
 
 def parser() -> argparse.ArgumentParser:
-    """The ``annotate`` and ``build`` sub-commands; every option's help shows its default."""
+    """The ``annotate``, ``build`` and ``import`` sub-commands; every option's help shows its default."""
     main = argparse.ArgumentParser(prog="python -m dataset_builder", description="ProLongVid annotation pipeline.")
     commands = main.add_subparsers(dest="command", required=True)
     a = commands.add_parser(
@@ -163,6 +170,43 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--push-to-hub", default=None, metavar="REPO", help="upload the built dataset to this Hub repo")
     b.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    i = commands.add_parser(
+        "import",
+        help="import LLaVA-NeXT-format annotations (JSON/JSONL/Parquet) as training configs + dataset card",
+        description="Turn LLaVA-NeXT-format rows ({id, video|image, conversations}) into the training configs the "
+        "recipes read: stage1/stage2/stage3 by each video's probed duration, or one image config; rows whose media "
+        "is missing or unreadable, and malformed rows, are listed with their reason in OUT/import_errors.jsonl. "
+        "A killed import resumes where it stopped when run again.",
+    )
+    i.add_argument("--annotations", required=True, help="a .json/.jsonl/.parquet file or a directory of them")
+    i.add_argument("--media-root", required=True, help="directory the rows' video/image paths are relative to")
+    i.add_argument("--out", required=True, help="dataset folder (created; re-runs resume it)")
+    i.add_argument(
+        "--source", default=None, help="source of every row (default: the row's data_source, else the file name)"
+    )
+    i.add_argument(
+        "--modality",
+        choices=("video", "image"),
+        default="video",
+        help="video rows go to stage1/2/3 by duration, image rows to one image config (default: %(default)s)",
+    )
+    i.add_argument(
+        "--image-config",
+        choices=IMAGE_CONFIGS,
+        default="image_sft",
+        help="config of image rows (default: %(default)s)",
+    )
+    i.add_argument(
+        "--probe",
+        choices=("header", "full"),
+        default="header",
+        help="read durations from the header, or demux every packet (also finds truncated files) "
+        "(default: %(default)s)",
+    )
+    i.add_argument("--workers", type=int, default=16, help="files probed at once (default: %(default)s)")
+    i.add_argument("--chunk-rows", type=int, default=10_000, help="rows per resumable chunk (default: %(default)s)")
+    i.add_argument("--restart", action="store_true", help="discard an earlier import into OUT and start over")
+    i.add_argument("--no-progress", action="store_true", help="no progress bar")
     return main
 
 
@@ -258,12 +302,32 @@ def build_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def import_command(args: argparse.Namespace) -> int:
+    from .importing.importer import ImportSettings, import_annotations
+
+    settings = ImportSettings(
+        args.annotations, args.media_root, args.out, modality=args.modality, source=args.source,
+        image_config=args.image_config, probe=args.probe, workers=args.workers, chunk_rows=args.chunk_rows,
+        progress=not args.no_progress, restart=args.restart,
+    )  # fmt: skip
+    summary = import_annotations(settings)
+    written = ", ".join(f"{config} {count}" for config, count in sorted(summary.written.items())) or "none"
+    print(f"import: {summary.rows} rows read -> {args.out}: {written} training rows")
+    print(f"probed {summary.probed} files this run; {summary.resumed_chunks} chunks were already done")
+    if summary.skipped:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in summary.skipped.most_common())
+        print(f"left out {sum(summary.skipped.values())} rows ({kinds}); reasons: {summary.errors_path}")
+    return 0
+
+
 def main(argv: list[str] | None = None, captioner_factory=None, embedder_factory=None) -> int:
     """Entry point; the factories let tests and callers plug in their own frame models."""
     args = parser().parse_args(argv)
     try:
         if args.command == "annotate":
             return annotate_command(args, captioner_factory, embedder_factory)
+        if args.command == "import":
+            return import_command(args)
         return build_command(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

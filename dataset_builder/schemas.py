@@ -4,6 +4,7 @@ Tables:
     ``captions``  one row per video: segments with start/end/caption and the video-level dense caption.
     ``qa``        one row per question/answer pair, with its task type and generation strategy.
     ``stage1/2/3`` training rows in the team contract's chat format (videos < 2 min, 2-5 min, 5-20 min).
+    ``import``    the same training rows plus ``num_frames``; image configs hold an ``image`` path instead.
 
 Example:
     >>> from dataset_builder.schemas import validate_qa_response
@@ -69,6 +70,20 @@ TRAINING_FEATURES = Features(
         ),
     }
 )
+
+
+# `python -m dataset_builder import` rows: the training columns plus upstream's optional per-row frame count (null:
+# the stage's `num_frames`), and the image stages' rows (an `image` path instead of a video, as the recipes read).
+IMPORTED_VIDEO_FEATURES = Features({**TRAINING_FEATURES, "num_frames": Value("int32")})
+IMAGE_TRAINING_FEATURES = Features(
+    {
+        "video_id": Value("string"),
+        "image": Value("string"),
+        "source": Value("string"),
+        "messages": TRAINING_FEATURES["messages"],
+    }
+)
+IMAGE_CONFIGS = ("image_alignment", "image_knowledge", "image_sft")
 
 
 class ResponseValidationError(ValueError):
