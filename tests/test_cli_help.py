@@ -25,6 +25,7 @@ COMMANDS = [
     ("dataset_builder", [], False),
     ("dataset_builder", ["annotate"], True),
     ("dataset_builder", ["build"], False),
+    ("dataset_builder", ["import"], True),
     ("evaluation", ["run"], True),
     ("evaluation", ["report"], False),
     ("modeling_prolongvid.convert_prolongvid_weights_to_hf", [], True),
