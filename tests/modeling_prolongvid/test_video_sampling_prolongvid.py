@@ -145,3 +145,12 @@ def test_the_image_text_to_text_pipeline_samples_a_video_path_by_default(tiny_ch
     )
     pipe(text=messages(clips[60]), max_new_tokens=1)
     assert processed == [[pipe.processor.video_processor.num_frames]]
+
+
+def test_inference_samples_like_upstreams_evaluation_even_on_short_clips(clips, tiny_model_and_processor):
+    from modeling_prolongvid.inference import load_media
+
+    model, _ = tiny_model_and_processor
+    media = load_media(clips[5], model, num_frames=8, max_new_tokens=4)
+    assert np.round(media.frames[:, 12, 12].mean(axis=-1) / 4).astype(int).tolist() == [0, 0, 1, 1, 2, 2, 3, 4]
+    np.testing.assert_allclose(media.timestamps, np.linspace(0, 4, 8, dtype=int) / FPS)
