@@ -1,4 +1,4 @@
-"""Open a video with PyAV, validate it, and index its frames without decoding them.
+"""Open a video with PyAV, validate it, and index its frames by demuxing (decoding only the first frame).
 
 The index is built from the demuxer's packets (a 10-minute 720p file demuxes in well under a second): one entry per
 frame in presentation order, with its pts-based timestamp, and the positions of the keyframes. Both decoding backends

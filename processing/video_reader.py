@@ -70,8 +70,9 @@ class SampledVideo:
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Describe a video without decoding it (the demuxer counts its frames exactly; ``width`` and ``height`` are
-    those of the frames as displayed, i.e. swapped for a video stored sideways with a 90-degree display matrix).
+    """Describe a video by demuxing it: the demuxer counts its frames exactly; only the first frame is decoded, to
+    learn how a player turns it and where playback starts. ``width`` and ``height`` are those of the frames as
+    displayed, i.e. swapped for a video stored sideways with a 90-degree display matrix.
 
     Raises :class:`~processing.VideoReadError` for a missing, corrupt, empty or non-video file.
 

@@ -144,9 +144,16 @@ def native_frames(path, num_frames: int) -> np.ndarray:
     return frames[np.linspace(0, len(frames) - 1, num_frames, dtype=int)]
 
 
+@pytest.mark.parametrize("kit", ["installed", "absent"])
 @pytest.mark.parametrize("size", [(320, 240), (1280, 720)])
-def test_a_video_given_by_path_gets_upstream_pixels(videos, size):
-    """Decoded here, resized with PIL right after decoding: the same pixels as PIL on the full-size frames."""
+def test_a_video_given_by_path_gets_upstream_pixels(videos, size, kit, monkeypatch):
+    """Decoded by the kit's reader and resized with PIL right after decoding, or (a Hub copy of the processor without
+    the kit) decoded by transformers' PyAV loader and resized afterwards: the same pixels as PIL on the full-size
+    frames either way."""
+    from modeling_prolongvid import video_processing_prolongvid
+
+    if kit == "absent":
+        monkeypatch.setattr(video_processing_prolongvid, "_kit_reader", lambda: None)
     processor = ProLongVidVideoProcessor(num_frames=4)
     out = processor(str(videos[size]), return_tensors="np")["pixel_values_videos"]
     assert_bit_identical(out[0], upstream_video(native_frames(videos[size], 4)))
