@@ -157,13 +157,10 @@ class FrameProvider:
         from processing import load_video
 
         with self._lock:
-            if self._frames is None:
+            if self._frames is None and self.frame_cache is not None:  # one decode: cache filled, frames returned
+                self._frames = self.frame_cache.add_video(self.video_id, self.path, fps=self.fps, size=self.size)
+            elif self._frames is None:
                 self._frames = load_video(self.path, fps=self.fps, size=self.size)
-                if self.frame_cache is not None:
-                    try:
-                        self.frame_cache.add_sampled(self.video_id, self.path, *self._frames, fps=self.fps)
-                    except (OSError, ValueError) as error:  # the cache only saves time: never fail a video on it
-                        logger.warning("%s: not added to the frame cache: %s", self.video_id, error)
             return self._frames
 
     def jpegs(self, timestamps: list[float]) -> list[bytes]:

@@ -85,7 +85,7 @@ def register_auto_classes() -> None:
     AutoModel.register(ProLongVidConfig, ProLongVidModel, exist_ok=True)
     AutoModelForImageTextToText.register(ProLongVidConfig, ProLongVidForConditionalGeneration, exist_ok=True)
     AutoImageProcessor.register(
-        ProLongVidConfig, image_processor_classes={"torchvision": ProLongVidImageProcessor}, exist_ok=True
+        ProLongVidConfig, image_processor_classes={"pil": ProLongVidImageProcessor}, exist_ok=True
     )
     AutoVideoProcessor.register(ProLongVidConfig, ProLongVidVideoProcessor, exist_ok=True)
     AutoProcessor.register(ProLongVidConfig, ProLongVidProcessor, exist_ok=True)

@@ -238,10 +238,12 @@ def load_media(
 
     Raises `InputError` (a `ValueError`) with a user-facing message for: a file that is not a readable image or
     video, an empty video, a video longer than `max_video_seconds`, a frame count outside `[1, config.max_frames]`,
-    or more frames than fit the model's context with `max_new_tokens` to generate. `frame_size` resizes frames
-    while decoding (square); by default the vision tower's input size. With `frame_cache` (written by
-    `dataset_builder annotate`), frames of `video_id` (default: the file's stem) come from the cache when it holds
-    them, else from decoding the file.
+    or more frames than fit the model's context with `max_new_tokens` to generate. Frames are chosen as upstream's
+    evaluation chooses them, `np.linspace(0, total - 1, num_frames, dtype=int)` over the native frames, so a clip
+    with fewer than `num_frames` frames yields repeated frames. Each frame is resized right after decoding with PIL
+    bicubic to `frame_size` (square; by default the vision tower's input size), upstream's resize, so the processor
+    leaves it as is. With `frame_cache` (written by `dataset_builder annotate`), frames of `video_id` (default: the
+    file's stem) come from the cache when it holds exactly those frames at that size, else from decoding the file.
     """
     path = str(path)
     name = Path(path).name
@@ -268,10 +270,8 @@ def load_media(
             f"are accepted: trim it first, e.g. `ffmpeg -i in.mp4 -t 600 -c copy out.mp4`."
         )
     size = frame_size or model.config.vision_config.image_size
-    try:
-        frames, timestamps = load_frames(
-            path, video_id, num_frames=min(num_frames, info.num_frames), cache=frame_cache, size=size
-        )
+    try:  # upstream's evaluation rule: linspace over native frames, repeating frames of clips shorter than that
+        frames, timestamps = load_frames(path, video_id, num_frames=num_frames, cache=frame_cache, size=size)
     except VideoReadError as error:
         raise InputError(str(error).replace(path, name)) from None
     if len(frames) == 0:

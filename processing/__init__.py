@@ -8,6 +8,6 @@ Example:
 """
 
 from .errors import VideoReadError
-from .video_reader import VideoInfo, load_video, probe_video
+from .video_reader import SampledVideo, VideoInfo, load_video, probe_video, read_video
 
-__all__ = ["VideoInfo", "VideoReadError", "load_video", "probe_video"]
+__all__ = ["SampledVideo", "VideoInfo", "VideoReadError", "load_video", "probe_video", "read_video"]

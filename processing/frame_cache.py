@@ -1,14 +1,23 @@
-"""Decode once, train many: a sharded, checksummed cache of each video's 1 fps frames.
+"""Decode once, train many: a sharded, checksummed cache of the frames training samples from each video.
 
-The annotator decodes every video at 1 fps anyway; it hands those frames (resized for the model and encoded as
-JPEG/WebP) to a :class:`FrameCacheWriter`. Training and inference then read the frames they need from the cache in
-milliseconds instead of decoding the original file again.
+The annotator decodes every video anyway; :meth:`FrameCacheWriter.add_video` decodes it once for both: it returns
+the 1-fps frames the annotator needs and caches, resized for the model exactly as training resizes them (PIL bicubic
+from the native frame, :mod:`processing.pixels`) and encoded as JPEG, WebP or PNG:
+
+* the frames the video's training stage samples: ``np.linspace(0, total - 1, N, dtype=int)`` over its native frames
+  with ``N`` from its duration band (:func:`stage_num_frames`: < 2 min -> 32, 2-5 min -> 128, 5-20 min -> 192), so a
+  cached training sample holds the same frames at the same timestamps as a decoded one;
+* the 1-fps frames (any ``fps`` whose step is a multiple of the cached one is served exactly too).
+
+Training and inference then read the frames they need in milliseconds instead of decoding the file again. A request
+the cache cannot serve exactly (another frame count, another size) is decoded instead, unless the caller accepts the
+nearest cached frame within a stated ``max_offset`` (seconds).
 
 Layout (scales to 300K videos: a few hundred files, not one file per frame)::
 
     CACHE_DIR/
-        shard-<writer>-00000.bin     # appended records, one per video: header (frame sizes, timestamps, source
-                                     # positions) + its encoded frames back to back
+        shard-<writer>-00000.bin     # appended records, one per video: header (encoded sizes, timestamps, source
+                                     # positions, frame counts sampled) + its encoded frames back to back
         index-<writer>.jsonl         # one short JSON line per video: shard, offset, length, sha256, source info
 
 Every writer (one per annotation process / `--shard I/N` run) owns its files, so concurrent writers never touch the
@@ -19,9 +28,11 @@ fall back to decoding the original file, with a warning naming it.
 Example:
 
 ```python
->>> from processing.frame_cache import FrameCache, load_frames
+>>> from processing.frame_cache import FrameCache, FrameCacheWriter, load_frames
+>>> writer = FrameCacheWriter("work/frame_cache", writer_id="shard-0")  # doctest: +SKIP
+>>> frames_1fps, timestamps_1fps = writer.add_video("a", "videos/a.mp4", fps=1.0, size=(288, 512))  # doctest: +SKIP
 >>> cache = FrameCache("work/frame_cache")  # doctest: +SKIP
->>> frames, timestamps = load_frames("videos/a.mp4", video_id="a", num_frames=32, cache=cache)  # doctest: +SKIP
+>>> frames, timestamps = load_frames("videos/a.mp4", video_id="a", num_frames=32, cache=cache, size=384)  # doctest: +SKIP
 ```
 """
 
@@ -41,13 +52,34 @@ import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from .frame_index import build_frame_index
 from .frame_sampling import sample_frame_indices
-from .video_reader import load_video, probe_video
+from .pixels import FrameArray, resize_image
+from .video_reader import decode_frames, load_video, sample_positions
 
 logger = logging.getLogger(__name__)
 
-IMAGE_FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
+IMAGE_FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG"}
 RESIZE_MODES = ("square", "short_side")
+# JPEG quality 95 with full-resolution chroma (4:4:4): mean |error| ~1.3 grey levels, 99th percentile ~7, on natural
+# photographs resized to 384x384 (`pixel_error`; 4:2:0 at quality 80 gave 3.3 and 20). "png" is exact.
+DEFAULT_QUALITY = 95
+# Frames each training stage samples, by the video's duration in seconds: (upper bound, frames). Upper bounds are
+# exclusive except the last (20 min); longer videos get no stage frames, only the 1-fps ones.
+STAGE_FRAME_COUNTS = ((120.0, 32), (300.0, 128), (1200.0, 192))
+
+
+def stage_num_frames(duration: float) -> int | None:
+    """Frames the training stage of a ``duration``-second video samples (None past 20 minutes).
+
+    >>> [stage_num_frames(seconds) for seconds in (20, 120, 299.9, 1200, 1201)]
+    [32, 128, 128, 192, None]
+    """
+    for bound, frames in STAGE_FRAME_COUNTS[:-1]:
+        if duration < bound:
+            return frames
+    bound, frames = STAGE_FRAME_COUNTS[-1]
+    return frames if duration <= bound else None
 
 
 def decode_images(blobs: list[bytes], image_format: str) -> np.ndarray:
@@ -60,6 +92,10 @@ def decode_images(blobs: list[bytes], image_format: str) -> np.ndarray:
 
 class FrameCacheError(ValueError):
     """A cache entry is missing, truncated or fails its checksum (callers fall back to decoding)."""
+
+
+class FrameCacheMiss(FrameCacheError):
+    """The cache holds the video but not the frames asked for (callers decode them instead)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +111,31 @@ class CacheEntry:
     source_fps: float
     sha256: str
     image_format: str
+
+
+@dataclass(frozen=True)
+class PixelError:
+    """How far cached frames are from the frames decoding gives (uint8 grey levels; see :func:`pixel_error`)."""
+
+    mean: float
+    p99: float
+    max: int
+    bytes_per_frame: float
+
+
+def pixel_error(cached: np.ndarray, decoded: np.ndarray, encoded_bytes: int | None = None) -> PixelError:
+    """Compare cached frames with the decoded ones, both uint8 ``(T, H, W, 3)``; ``encoded_bytes`` is their total
+    size in the cache.
+
+    >>> frames = np.zeros((2, 4, 4, 3), np.uint8)
+    >>> pixel_error(frames + 2, frames, encoded_bytes=100)
+    PixelError(mean=2.0, p99=2.0, max=2, bytes_per_frame=50.0)
+    """
+    if cached.shape != decoded.shape:
+        raise ValueError(f"cached frames {cached.shape} and decoded frames {decoded.shape} differ in shape")
+    error = np.abs(cached.astype(np.int16) - decoded.astype(np.int16))
+    per_frame = float(encoded_bytes) / len(cached) if encoded_bytes is not None else float("nan")
+    return PixelError(float(error.mean()), float(np.percentile(error, 99)), int(error.max()), per_frame)
 
 
 def pack_record(header: dict, frames: list[bytes]) -> bytes:
@@ -97,11 +158,12 @@ class FrameCacheWriter:
     Args:
         cache_dir: the cache directory (shared by all writers).
         writer_id: unique per concurrent writer; default: a random id.
-        image_format: `"jpeg"` or `"webp"`.
-        quality: encoder quality (1-100).
-        size: frames are resized to this before encoding (384 = SigLIP's input); `None` keeps them as given.
-        resize_mode: `"square"` (`size x size`, what the video processor feeds the model) or `"short_side"`
-            (aspect kept, short side = `size`).
+        image_format: `"jpeg"` (4:4:4 chroma), `"webp"` or `"png"` (lossless).
+        quality: JPEG/WebP quality (1-100); see `DEFAULT_QUALITY` for the measured error.
+        size: frames are resized to this with PIL bicubic before encoding (384 = SigLIP's input, what training
+            feeds the model); `None` keeps them as given.
+        resize_mode: `"square"` (`size x size`, what the video processor feeds the model, so training reads cached
+            frames as they are) or `"short_side"` (aspect kept, short side = `size`; training then decodes instead).
         shard_bytes: start a new shard file past this size.
     """
 
@@ -110,7 +172,7 @@ class FrameCacheWriter:
         cache_dir: str | os.PathLike,
         writer_id: str | None = None,
         image_format: str = "jpeg",
-        quality: int = 80,
+        quality: int = DEFAULT_QUALITY,
         size: int | None = 384,
         resize_mode: str = "square",
         shard_bytes: int = 1 << 30,
@@ -136,19 +198,30 @@ class FrameCacheWriter:
             return self._shard_path()
         return path
 
-    def encode(self, frame: np.ndarray) -> bytes:
-        image = Image.fromarray(frame)
-        if self.size is not None:
-            if self.resize_mode == "square":
-                target = (self.size, self.size)
-            else:
-                scale = self.size / min(image.size)
-                target = (round(image.width * scale), round(image.height * scale))
-            if target != image.size:
-                image = image.resize(target, Image.Resampling.BICUBIC)
+    def cached_size(self, height: int, width: int) -> tuple[int, int] | None:
+        """``(height, width)`` a ``height x width`` frame is cached at (``None``: as given)."""
+        if self.size is None:
+            return None
+        if self.resize_mode == "square":
+            return self.size, self.size
+        scale = self.size / min(height, width)
+        return round(height * scale), round(width * scale)
+
+    def encode_image(self, image: Image.Image) -> bytes:
+        """Resize (PIL bicubic, see `size`) and encode one frame."""
+        image = resize_image(image, self.cached_size(image.height, image.width))
         buffer = io.BytesIO()
-        image.save(buffer, format=IMAGE_FORMATS[self.image_format], quality=self.quality)
+        if self.image_format == "jpeg":
+            image.save(buffer, format="JPEG", quality=self.quality, subsampling=0)
+        elif self.image_format == "webp":
+            image.save(buffer, format="WEBP", quality=self.quality)
+        else:
+            image.save(buffer, format="PNG", compress_level=1)
         return buffer.getvalue()
+
+    def encode(self, frame: np.ndarray) -> bytes:
+        """`encode_image` of a uint8 `(H, W, 3)` frame."""
+        return self.encode_image(Image.fromarray(frame))
 
     def add(
         self,
@@ -159,14 +232,79 @@ class FrameCacheWriter:
         source_num_frames: int,
         source_fps: float,
     ) -> CacheEntry:
-        """Store `frames (T, H, W, 3) uint8` with their `timestamps` (s) and frame `positions` in the source."""
+        """Store `frames (T, H, W, 3) uint8` with their `timestamps` (s) and frame `positions` in the source.
+
+        The frames are resized here (PIL bicubic): pass them at their native size, as `load_video(path)` returns them,
+        for the cache to hold training's pixels. `add_video` decodes and stores a video's training frames itself.
+        """
         if not (len(frames) == len(timestamps) == len(positions)) or len(frames) == 0:
             raise ValueError(f"{video_id}: frames, timestamps and positions must be non-empty and of equal length")
         encoded = [self.encode(frame) for frame in frames]
+        return self._write(video_id, encoded, timestamps, positions, source_num_frames, source_fps, [], None)
+
+    def add_video(
+        self,
+        video_id: str,
+        path: str | os.PathLike,
+        fps: float = 1.0,
+        size: int | tuple[int, int] | None = None,
+        num_frames: list[int] | None = None,
+        backend: str = "auto",
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decode ``path`` once: cache the frames training samples, and return its ``fps`` frames for annotation.
+
+        Cached under ``video_id`` (resized to the cache size with PIL bicubic from the native frames): the
+        ``np.linspace(0, total - 1, N, dtype=int)`` sample of every ``N`` in ``num_frames`` (default: the video's
+        training stage, :func:`stage_num_frames` of its duration) and the ``fps`` frames. A failure to write the
+        cache is logged and does not fail the video.
+
+        Returns:
+            ``(frames (T, H, W, 3) uint8, timestamps (T,) float64)``, the ``fps`` frames resized to ``size``, exactly
+            what ``load_video(path, fps=fps, size=size)`` returns.
+
+        Raises:
+            VideoReadError: the file cannot be read (as `load_video` would).
+        """
+        index = build_frame_index(path)
+        counts = num_frames if num_frames is not None else [stage_num_frames(index.duration)]
+        counts = sorted({count for count in counts if count is not None})
+        fps_positions = sample_positions(index, fps=fps)
+        positions = np.unique(
+            np.concatenate([fps_positions, *(sample_positions(index, num_frames=n) for n in counts)])
+        )
+        annotation = np.searchsorted(positions, fps_positions)
+        height, width = (size, size) if isinstance(size, int) else (size or (index.height, index.width))
+        sink = _CacheSink(self, len(positions), annotation, (height, width))
+        decode_frames(index, positions, sink, backend)
+        frames, timestamps = sink.annotation.frames, index.timestamps[fps_positions].copy()
+        try:
+            timestamps_cached = index.timestamps[positions]
+            self._write(
+                video_id, sink.encoded, timestamps_cached, positions, index.num_frames, index.avg_fps, counts, fps
+            )
+        except OSError as error:  # the cache only saves time: never fail a video on it
+            logger.warning("%s: not added to the frame cache %s: %s", video_id, self.cache_dir, error)
+        return frames, timestamps
+
+    def _write(
+        self,
+        video_id: str,
+        encoded: list[bytes],
+        timestamps: np.ndarray,
+        positions: np.ndarray,
+        source_num_frames: int,
+        source_fps: float,
+        sampled_counts: list[int],
+        sampled_fps: float | None,
+    ) -> CacheEntry:
+        """Append one record (header: encoded sizes, timestamps, source positions, and what was sampled: uniform
+        frame counts and an fps) and its index line."""
         header = {
             "frame_bytes": [len(item) for item in encoded],
             "timestamps": [float(t) for t in timestamps],
             "positions": [int(p) for p in positions],
+            "sampled_counts": [int(n) for n in sampled_counts],
+            "sampled_fps": sampled_fps,
         }
         record = pack_record(header, encoded)
         shard = self._shard_path()
@@ -192,25 +330,36 @@ class FrameCacheWriter:
             os.fsync(handle.fileno())
         return entry
 
-    def add_sampled(
-        self, video_id: str, path: str | os.PathLike, frames: np.ndarray, timestamps: np.ndarray, fps: float = 1.0
-    ) -> CacheEntry:
-        """Store what `load_video(path, fps=fps)` returned, recovering the frames' positions in the source."""
-        info = probe_video(path)
-        positions = sample_frame_indices(info.num_frames, info.fps, fps=fps)
-        if len(positions) != len(frames):
-            raise ValueError(
-                f"{video_id}: {len(frames)} frames given but fps={fps} sampling of {path} yields {len(positions)}; "
-                "pass exactly the frames of load_video(path, fps=fps)"
-            )
-        return self.add(video_id, frames, timestamps, positions, info.num_frames, info.fps)
+
+class _CacheSink:
+    """Receives each decoded frame once: encodes it for the cache, and keeps the annotator's frames at their size."""
+
+    def __init__(self, writer: FrameCacheWriter, count: int, annotation_slots: np.ndarray, size: tuple[int, int]):
+        self.writer = writer
+        self.encoded: list[bytes] = [b""] * count
+        self.annotation = FrameArray(len(annotation_slots), size)
+        self.annotation_slot = {int(slot): rank for rank, slot in enumerate(annotation_slots)}
+
+    def __call__(self, slot: int, image: Image.Image) -> None:
+        self.encoded[slot] = self.writer.encode_image(image)
+        if slot in self.annotation_slot:
+            self.annotation(self.annotation_slot[slot], image)
 
 
 class FrameCache:
-    """Read side of the cache: merges every writer's index; the newest entry of a video wins."""
+    """Read side of the cache: merges every writer's index; the newest entry of a video wins.
 
-    def __init__(self, cache_dir: str | os.PathLike):
+    Args:
+        cache_dir: the cache directory.
+        max_offset: seconds a cached frame may lie from the frame asked for and still serve it; the default 0 serves
+            only the exact frames (the stage samples, the 1-fps grid) and leaves every other request to decoding.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike, max_offset: float = 0.0):
+        if max_offset < 0:
+            raise ValueError(f"max_offset must be >= 0 seconds, got {max_offset}")
         self.cache_dir = Path(cache_dir)
+        self.max_offset = max_offset
         self.entries: dict[str, CacheEntry] = {}
         for index_file in sorted(self.cache_dir.glob("index-*.jsonl")):
             for number, line in enumerate(index_file.read_text().splitlines(), start=1):
@@ -252,23 +401,41 @@ class FrameCache:
         return decode_images([frames[i] for i in wanted], entry.image_format), timestamps
 
     def sample(
-        self, video_id: str, num_frames: int | None = None, fps: float | None = None, max_frames: int | None = None
+        self,
+        video_id: str,
+        num_frames: int | None = None,
+        fps: float | None = None,
+        max_frames: int | None = None,
+        size: int | tuple[int, int] | None = None,
+        max_offset: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Frames chosen as `load_video` chooses them over the whole source video, served from the cache.
 
         The source frame positions are computed with the same rules (`sample_frame_indices` over the source's frame
-        count and rate); each is served by the cached frame nearest to it. Requests on the cached grid (1 fps, or
-        1/k fps) are exact; others (e.g. uniform `num_frames`) are at most half a cache step away (under one step
-        past the last cached frame), and the returned timestamps are those of the frames actually returned.
+        count and rate). Each is served by the cached frame at that position; a frame farther than `max_offset`
+        seconds (default: the cache's) from every cached frame, or cached frames of another size than `size`, raise
+        `FrameCacheMiss`. Timestamps are those of the frames returned.
         """
         entry, header, frames = self._record(video_id)
+        max_offset = self.max_offset if max_offset is None else max_offset
         wanted = sample_frame_indices(
             entry.source_num_frames, entry.source_fps, num_frames=num_frames, fps=fps, max_frames=max_frames
         )
         cached = np.asarray(header["positions"])
         nearest = np.abs(cached[None, :] - wanted[:, None]).argmin(axis=1)
+        offset = np.abs(cached[nearest] - wanted).max() / entry.source_fps
+        if offset > max_offset:
+            held = f"uniform samples of {header.get('sampled_counts', [])} frames, fps={header.get('sampled_fps')}"
+            raise FrameCacheMiss(
+                f"{video_id}: the cache holds {len(cached)} frames ({held}); the frames asked for lie up to "
+                f"{offset:.3f}s from them, more than max_offset={max_offset}s"
+            )
         unique, inverse = np.unique(nearest, return_inverse=True)
         decoded = decode_images([frames[i] for i in unique], entry.image_format)
+        if size is not None:
+            height, width = (size, size) if isinstance(size, int) else size
+            if decoded.shape[1:3] != (height, width):
+                raise FrameCacheMiss(f"{video_id}: cached at {decoded.shape[1:3]}, asked for {(height, width)}")
         return decoded[inverse], np.asarray(header["timestamps"], dtype=np.float64)[unique][inverse]
 
 
@@ -281,18 +448,31 @@ def load_frames(
     cache: FrameCache | None = None,
     size: int | tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Frames of `video` from `cache` when it holds `video_id`, else (or when the entry is damaged) decoded.
+    """Frames of `video` from `cache` when it holds them, else decoded (as `load_video`, PIL-resized to `size`).
 
-    Returns `(frames (T, H, W, 3) uint8, timestamps (T,) float64 seconds)` like `load_video`. Cached frames have
-    the size they were cached at; `size` applies to decoding only.
+    The cache serves a request when it holds `video_id` with those frames (the stage samples and the 1-fps grid, or
+    within the cache's `max_offset`) at that `size`; a damaged entry is reported and decoded. Returns
+    `(frames (T, H, W, 3) uint8, timestamps (T,) float64 seconds)` like `load_video`.
     """
     video_id = video_id if video_id is not None else Path(video).stem
     if cache is not None and video_id in cache:
         try:
-            return cache.sample(video_id, num_frames=num_frames, fps=fps, max_frames=max_frames)
+            return cache.sample(video_id, num_frames=num_frames, fps=fps, max_frames=max_frames, size=size)
+        except FrameCacheMiss as miss:
+            logger.debug("%s; decoding %s", miss, video)
         except FrameCacheError as error:
             logger.warning("%s; decoding %s instead", error, video)
     return load_video(video, num_frames=num_frames, fps=fps, max_frames=max_frames, size=size)
 
 
-__all__ = ["CacheEntry", "FrameCache", "FrameCacheError", "FrameCacheWriter", "load_frames"]
+__all__ = [
+    "CacheEntry",
+    "FrameCache",
+    "FrameCacheError",
+    "FrameCacheMiss",
+    "FrameCacheWriter",
+    "PixelError",
+    "load_frames",
+    "pixel_error",
+    "stage_num_frames",
+]

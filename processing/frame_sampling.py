@@ -7,15 +7,25 @@ byte-identical copy, because a Hub checkpoint's remote code can only import file
 The rules are upstream's (LLaVA-NeXT ``process_video_with_decord``), so that frames chosen here are the frames the
 released checkpoints were trained on:
 
-- ``num_frames=N``: ``N`` indices spread uniformly over the whole clip, ``linspace(0, total - 1, N)`` floored.
+- ``num_frames=N``: ``N`` indices spread uniformly over the whole clip, ``np.linspace(0, total - 1, N, dtype=int)``
+  (training's ``fixed_num_frames``, evaluation's ``llava_onevision`` wrapper). A clip with fewer than ``N`` frames
+  gets repeated indices, exactly as upstream: 5 frames sampled to 8 give ``[0, 0, 1, 1, 2, 2, 3, 4]``.
 - ``fps=f``: every ``round(avg_fps / f)``-th frame starting at 0; when that gives more than ``max_frames``
-  indices, fall back to ``max_frames`` uniform indices.
+  indices, fall back to ``max_frames`` uniform indices (``llava_vid``'s rule: ``fps=1, max_frames=N`` is "1 fps
+  capped at N").
+
+``max_frames`` is a hard limit everywhere else: an explicit ``num_frames`` above it, or every frame of a clip longer
+than it, is an error that names the limit.
 
 Example:
     >>> sample_frame_indices(300, avg_fps=30.0, fps=1.0).tolist()[:3]
     [0, 30, 60]
     >>> sample_frame_indices(300, avg_fps=30.0, num_frames=4).tolist()
     [0, 99, 199, 299]
+    >>> sample_frame_indices(5, num_frames=8).tolist()
+    [0, 0, 1, 1, 2, 2, 3, 4]
+    >>> sample_frame_indices(3000, avg_fps=30.0, fps=1.0, max_frames=4).tolist()
+    [0, 999, 1999, 2999]
 """
 
 from __future__ import annotations
@@ -35,11 +45,13 @@ def sample_frame_indices(
     Args:
         total_frames: number of decodable frames in the clip (or in the ``[start, end]`` window).
         avg_fps: the clip's average frame rate; required with ``fps``.
-        num_frames: sample exactly this many frames uniformly (mutually exclusive with ``fps``).
+        num_frames: sample exactly this many frames uniformly (mutually exclusive with ``fps``); frames repeat when
+            the clip has fewer.
         fps: sample this many frames per second of video.
-        max_frames: upper bound on the number of frames; with ``fps``, exceeding it switches to uniform sampling.
+        max_frames: upper bound on the number of frames; with ``fps``, exceeding it switches to ``max_frames``
+            uniform frames; ``num_frames`` above it, or every frame of a longer clip, raises ``ValueError``.
 
-    With neither ``num_frames`` nor ``fps`` every frame is returned (subject to ``max_frames``).
+    With neither ``num_frames`` nor ``fps`` every frame is returned.
     """
     if total_frames <= 0:
         raise ValueError(f"cannot sample frames from a clip with {total_frames} frames")
@@ -48,9 +60,12 @@ def sample_frame_indices(
     if num_frames is not None:
         if num_frames <= 0:
             raise ValueError(f"`num_frames` must be positive, got {num_frames}")
-        if max_frames is not None:
-            num_frames = min(num_frames, max_frames)
-        return np.linspace(0, total_frames - 1, num_frames).astype(np.int64)
+        if max_frames is not None and num_frames > max_frames:
+            raise ValueError(
+                f"num_frames={num_frames} exceeds max_frames={max_frames}, the most frames allowed per video: "
+                f"pass num_frames <= {max_frames}"
+            )
+        return np.linspace(0, total_frames - 1, num_frames, dtype=np.int64)
     if fps is not None:
         if fps <= 0:
             raise ValueError(f"`fps` must be positive, got {fps}")
@@ -58,8 +73,12 @@ def sample_frame_indices(
             raise ValueError("fps sampling needs the clip's average frame rate (`avg_fps`)")
         step = max(1, round(avg_fps / fps))
         indices = np.arange(0, total_frames, step, dtype=np.int64)
-    else:
-        indices = np.arange(total_frames, dtype=np.int64)
-    if max_frames is not None and max_frames > 0 and len(indices) > max_frames:
-        indices = np.linspace(0, total_frames - 1, max_frames).astype(np.int64)
-    return indices
+        if max_frames is not None and len(indices) > max_frames:
+            indices = np.linspace(0, total_frames - 1, max_frames, dtype=np.int64)
+        return indices
+    if max_frames is not None and total_frames > max_frames:
+        raise ValueError(
+            f"the clip has {total_frames} frames, more than max_frames={max_frames} allowed per video: pass "
+            f"num_frames (at most {max_frames}) or fps to sample it"
+        )
+    return np.arange(total_frames, dtype=np.int64)

@@ -3,13 +3,17 @@
 Dense requests (1 fps, or 128-256 frames over a 10-minute clip) touch nearly every GOP, so they decode straight
 through, stopping after the last requested frame. Sparse requests (samples further apart than a GOP) jump to the
 keyframe before each sample instead of decoding the frames in between. Frames are located by their pts, so the
-frame at position ``i`` is the ``i``-th frame in presentation order, whichever way the decoder got there.
+frame at position ``i`` is the ``i``-th frame in presentation order, whichever way the decoder got there. Each frame
+is converted to RGB at its native size, turned as a player shows it and handed to a sink (:mod:`processing.pixels`)
+that resizes it with PIL bicubic at once, so only resized frames are kept.
 
 Example:
     >>> from processing.frame_index import build_frame_index
+    >>> from processing.pixels import FrameArray
     >>> index = build_frame_index("clip.mp4")  # doctest: +SKIP
-    >>> frames, stats = decode_frames_pyav(index, np.array([0, 150, 299]), size=(384, 384))  # doctest: +SKIP
-    >>> frames.shape  # stats.frames_decoded / stats.seeks say how much work it took  # doctest: +SKIP
+    >>> sink = FrameArray(3, (384, 384))
+    >>> stats = decode_frames_pyav(index, np.array([0, 150, 299]), sink)  # doctest: +SKIP
+    >>> sink.frames.shape  # stats.frames_decoded / stats.seeks say how much work it took  # doctest: +SKIP
     (3, 384, 384, 3)
 """
 
@@ -19,10 +23,10 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
-from av.video.reformatter import Interpolation, VideoReformatter
 
 from .errors import VideoReadError
 from .frame_index import FrameIndex, open_container
+from .pixels import FrameSink, to_display
 
 # One seek (demuxer seek + decoder flush + refilling the frame-threading pipeline) costs about as much as decoding
 # this many frames; a seek is taken only when it skips more frames than that.
@@ -91,24 +95,20 @@ class _DecodeCursor:
         return None
 
 
-def decode_frames_pyav(
-    index: FrameIndex, positions: np.ndarray, size: tuple[int, int] | None = None
-) -> tuple[np.ndarray, DecodeStats]:
-    """Decode the frames at ``positions`` (sorted, unique) of ``index``.
+def decode_frames_pyav(index: FrameIndex, positions: np.ndarray, sink: FrameSink) -> DecodeStats:
+    """Decode the frames at ``positions`` (sorted, unique) of ``index``, handing each to ``sink`` as soon as it is
+    decoded (turned as displayed, native size; e.g. a :class:`~processing.pixels.FrameArray` resizes it).
 
     Args:
         index: the file's :class:`~processing.frame_index.FrameIndex`.
         positions: ``(T,)`` ascending unique frame positions into ``index.timestamps``.
-        size: ``(height, width)`` to resize each frame to while decoding (bicubic); ``None`` keeps the native size.
+        sink: called as ``sink(slot, image)`` for ``slot`` in ``range(T)``.
 
     Returns:
-        ``frames`` uint8 ``(T, H, W, 3)`` RGB and the :class:`DecodeStats` of the run.
+        The :class:`DecodeStats` of the run.
     """
-    height, width = size if size is not None else (index.height, index.width)
-    frames = np.empty((len(positions), height, width, 3), dtype=np.uint8)
     stats = DecodeStats()
     seekable = index.pts is not None and index.container_format not in UNSEEKABLE_FORMATS
-    reformatter = VideoReformatter()
     with open_container(index.path) as container:
         cursor = _DecodeCursor(container, index, stats)
         try:
@@ -127,13 +127,10 @@ def decode_frames_pyav(
                         f"{index.path}: frame {target} of {index.num_frames} (t={index.timestamps[target]:.3f}s) "
                         "could not be decoded; the file is corrupt or truncated. Re-download or re-encode it."
                     )
-                rgb = reformatter.reformat(
-                    frame, width=width, height=height, format="rgb24", interpolation=Interpolation.BICUBIC
-                )
-                frames[slot] = rgb.to_ndarray()
+                sink(slot, to_display(frame.to_ndarray(format="rgb24"), index.orientation))
         except av.FFmpegError as error:
             raise VideoReadError(
                 f"{index.path}: decoding failed ({error}); the file is corrupt or truncated. "
                 "Re-download or re-encode it."
             ) from error
-    return frames, stats
+    return stats

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from modeling_prolongvid import ProLongVidVideoProcessor
 from modeling_prolongvid.tiny_checkpoint import build_tiny_processor
@@ -60,18 +59,6 @@ def test_processor_rejects_unknown_newline_mode():
         build_tiny_processor(video_newline_position="rows")
 
 
-def test_video_processor_matches_upstream_preprocessing():
-    """Direct bicubic resize to 384x384 (no aspect preservation), rescale 1/255, mean = std = 0.5."""
-    frames = np.random.default_rng(0).integers(0, 256, (2, 100, 200, 3), dtype=np.uint8)
-    out = ProLongVidVideoProcessor()(frames, return_tensors="pt")["pixel_values_videos"]
-    assert out.shape == (1, 2, 3, 384, 384)
-    tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    resized = torch.nn.functional.interpolate(tensor, size=(384, 384), mode="bicubic", antialias=True)
-    expected = (resized.clamp(0, 255).round() / 255 - 0.5) / 0.5
-    assert (out[0] - expected).abs().mean() < 0.02
-    assert out.min() >= -1.01 and out.max() <= 1.01
-
-
 def test_video_processor_samples_frames_with_upstream_rules():
     video = np.arange(90, dtype=np.uint8)[:, None, None, None].repeat(8, 1).repeat(8, 2).repeat(3, 3)
     processor = ProLongVidVideoProcessor(size={"height": 8, "width": 8}, do_normalize=False, do_rescale=False)
@@ -91,12 +78,26 @@ def test_video_processor_samples_frames_with_upstream_rules():
         ({"fps": 1.0}, list(range(0, 300, 30))),
         ({"fps": 2.0, "max_frames": 3}, [0, 149, 299]),
         ({"fps": 0.5, "max_frames": 128}, list(range(0, 300, 60))),
-        ({"num_frames": 8, "max_frames": 2}, [0, 299]),
+        ({"num_frames": 300}, list(range(300))),
         ({}, list(range(300))),
     ],
 )
 def test_sample_frame_indices(kwargs, expected):
     assert sample_frame_indices(300, avg_fps=30.0, **kwargs).tolist() == expected
+
+
+@pytest.mark.parametrize(("total", "num_frames"), [(5, 8), (20, 32), (100, 192), (1, 4), (31, 32)])
+def test_clips_shorter_than_the_frame_count_repeat_frames_exactly_as_upstreams_linspace(total, num_frames):
+    indices = sample_frame_indices(total, avg_fps=30.0, num_frames=num_frames)
+    np.testing.assert_array_equal(indices, np.linspace(0, total - 1, num_frames, dtype=int))
+    assert len(indices) == num_frames and len(set(indices.tolist())) == total  # every frame, some twice
+
+
+def test_one_fps_capped_at_n_is_llava_vids_rule():
+    """`llava_vid`: every round(avg_fps / fps)-th frame; more than N of them -> linspace(0, total - 1, N)."""
+    assert sample_frame_indices(600, avg_fps=30.0, fps=1.0, max_frames=32).tolist() == list(range(0, 600, 30))
+    capped = sample_frame_indices(3000, avg_fps=30.0, fps=1.0, max_frames=32)
+    np.testing.assert_array_equal(capped, np.linspace(0, 2999, 32, dtype=int))
 
 
 def test_sample_frame_indices_errors():
@@ -106,3 +107,7 @@ def test_sample_frame_indices_errors():
         sample_frame_indices(0, 30.0, num_frames=2)
     with pytest.raises(ValueError, match="average frame rate"):
         sample_frame_indices(10, None, fps=1.0)
+    with pytest.raises(ValueError, match="num_frames=300 exceeds max_frames=256"):
+        sample_frame_indices(1000, 30.0, num_frames=300, max_frames=256)
+    with pytest.raises(ValueError, match="1000 frames, more than max_frames=256"):
+        sample_frame_indices(1000, 30.0, max_frames=256)
