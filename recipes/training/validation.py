@@ -112,8 +112,9 @@ def _problem(row: dict, collator) -> tuple[str, str] | None:
     return None
 
 
-def count_tokens(row: dict, collator) -> int:
-    """The exact length of `row` as `collator` tokenizes it: its rendered text plus its media placeholders."""
+def _rendered(row: dict, collator) -> tuple[str, int]:
+    """`(text, media_tokens)`: the row's chat text with one placeholder per media item, and the tokens its media
+    add beyond those placeholders."""
     processor = collator.processor
     conversation, media_tokens = [], 0
     for message in row["messages"]:
@@ -131,31 +132,53 @@ def count_tokens(row: dict, collator) -> int:
                 media_tokens += processor._get_num_multimodal_tokens(image_sizes=[(height, width)]).num_image_tokens[0]
                 media_tokens -= 1
         conversation.append({"role": message["role"], "content": content})
-    text = processor.apply_chat_template(conversation, tokenize=False)
-    return len(processor.tokenizer(text, add_special_tokens=False)["input_ids"]) + media_tokens
+    return processor.apply_chat_template(conversation, tokenize=False), media_tokens
 
 
-def validate_rows(rows: Dataset, collator) -> tuple[Dataset, ValidationReport]:
+def count_tokens(row: dict, collator) -> int:
+    """The exact length of `row` as `collator` tokenizes it: its rendered text plus its media placeholders."""
+    text, media_tokens = _rendered(row, collator)
+    return len(collator.processor.tokenizer(text, add_special_tokens=False)["input_ids"]) + media_tokens
+
+
+def validate_rows(rows: Dataset, collator, chunk_size: int = 1024) -> tuple[Dataset, ValidationReport]:
     """Drop the rows of `rows` that cannot train with `collator` (its frame counts, paths, cache and `max_length`).
 
-    Returns the kept rows, with a `length` column (tokens per row), and the report of the dropped ones.
+    Returns the kept rows, with a `length` column (tokens per row), and the report of the dropped ones. Texts are
+    tokenized `chunk_size` at a time (the fast tokenizer spreads a chunk over the CPU cores).
     """
     report = ValidationReport(num_rows=len(rows))
-    lengths, kept = [], []
+    lengths, problems = [0] * len(rows), {}
     columns = [name for name in ("video_id", "messages", "video", "image", "subset") if name in rows.column_names]
+    pending: list[tuple[int, str, int]] = []  # (index, text, media tokens) of rows still to measure
+
+    def measure(chunk: list[tuple[int, str, int]]) -> None:
+        tokenized = collator.processor.tokenizer([text for _, text, _ in chunk], add_special_tokens=False)
+        for (index, _, media_tokens), ids in zip(chunk, tokenized["input_ids"]):
+            lengths[index] = len(ids) + media_tokens
+            if collator.max_length is not None and lengths[index] > collator.max_length:
+                problems[index] = (
+                    "longer than max_length",
+                    f"{lengths[index]} tokens > max_length {collator.max_length}",
+                )
+
+    ids = []
     for index, row in enumerate(rows.select_columns(columns)):
-        row_id = str(row.get("video_id") or f"#{index}")
+        ids.append(str(row.get("video_id") or f"#{index}"))
         problem = _problem(row, collator)
-        length = count_tokens(row, collator) if problem is None else 0
-        if problem is None and collator.max_length is not None and length > collator.max_length:
-            problem = "longer than max_length", f"{length} tokens > max_length {collator.max_length}"
-        lengths.append(length)
-        if problem is None:
-            kept.append(index)
-        else:
-            report.dropped.append(DroppedRow(index, row_id, *problem))
+        if problem is not None:
+            problems[index] = problem
+            continue
+        pending.append((index, *_rendered(row, collator)))
+        if len(pending) == chunk_size:
+            measure(pending)
+            pending = []
+    if pending:
+        measure(pending)
+    report.dropped = [DroppedRow(index, ids[index], *problems[index]) for index in sorted(problems)]
     if "length" in rows.column_names:
         rows = rows.remove_columns("length")
+    kept = [index for index in range(len(rows)) if index not in problems]
     return rows.add_column("length", lengths).select(kept), report
 
 
