@@ -1,4 +1,5 @@
-r"""Mixed single-stage baseline (paper Table 4): all three video subsets in one run, for ablation.
+r"""Mixed single-stage baseline (paper Table 4 / App. B): all three video subsets in one run, each row at its own subset's
+frame count (32 / 128 / 192), for ablation.
 
 The YAML names the stage, the checkpoint it starts from and its hyper-parameters (`--help` lists every field):
 

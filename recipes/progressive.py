@@ -25,7 +25,7 @@ PIPELINE = ("context_extension", "image_alignment", "image_knowledge", "image_sf
 # Small settings for the --tiny chain on CPU: a few optimizer steps per stage on the tiny model.
 TINY_COMMON = (
     "--use_cpu true --bf16 false --dtype float32 --max_steps 2 --save_strategy no --dataloader_num_workers 0 "
-    "--warmup_steps 0 --logging_steps 1 --report_to none --activation_checkpointing false"
+    "--warmup_steps 0 --logging_steps 1 --report_to none --activation_checkpointing false --global_batch_size 4"
 )
 TINY_FRAMES = {"stage1": 4, "stage2": 6, "stage3": 8}
 

@@ -162,13 +162,20 @@ def shard_decoder_inputs(
 
 
 def sequence_parallel_loss(
-    logits: torch.Tensor, shifted_labels: torch.Tensor, state: SequenceParallelState
+    logits: torch.Tensor,
+    shifted_labels: torch.Tensor,
+    state: SequenceParallelState,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    world_size: int = 1,
 ) -> torch.Tensor:
-    """Token-mean cross-entropy of the whole sequence, split over the SP group.
+    """Cross-entropy of sequences split over the SP group, as this rank's share of the gradient.
 
-    `logits (B, L_local, V)` and `shifted_labels (B, L_local)` are this rank's shard. The token count is summed over
-    the SP group; the local sum is multiplied by `sp_size` because DDP / DeepSpeed average gradients over all
-    `dp_size * sp_size` ranks: the average over the SP ranks of the returned values is the full-sequence loss.
+    `logits (B, L_local, V)` and `shifted_labels (B, L_local)` are this rank's shard. DDP / DeepSpeed average
+    gradients over all `world_size = dp_size * sp_size` ranks, so the local sum is scaled for that average:
+    - `num_items_in_batch` None: the token mean of this micro-batch's whole sequences (count summed over the SP
+      group, local sum times `sp_size`); the Trainer divides it by the accumulation steps;
+    - `num_items_in_batch` given (the Trainer's trained-token count of the global batch, summed over every rank, so
+      counted `sp_size` times): the token sum over the global batch divided by its token count.
     """
     local_sum = F.cross_entropy(
         logits.float().reshape(-1, logits.shape[-1]),
@@ -176,6 +183,8 @@ def sequence_parallel_loss(
         ignore_index=IGNORE_INDEX,
         reduction="sum",
     )
+    if num_items_in_batch is not None:
+        return local_sum * world_size * state.sp_size / torch.as_tensor(num_items_in_batch).clamp(min=1)
     count = (shifted_labels != IGNORE_INDEX).sum()
     if state.group is not None:
         dist.all_reduce(count, group=state.group)

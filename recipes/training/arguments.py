@@ -20,6 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 CHECKPOINT_KINDS = ("llm", "prolongvid")
+# Choices of the fields below; the first of each is upstream's behaviour and the default.
+LABEL_MASKS = ("upstream", "assistant")
+LOSS_NORMALIZATIONS = ("sample", "token")
+MEDIA_ERROR_POLICIES = ("skip", "raise")
+INVALID_ROW_POLICIES = ("drop", "error")
 # What trains for each stage: a module of `recipes.training` with `train(script_args, training_args, model_args)`.
 STAGE_TRAINERS = {
     "context_extension": "recipes.training.context_extension",
@@ -57,6 +62,13 @@ class StageArguments:
     num_frames: int | None = field(
         default=None, metadata={"help": "Frames sampled uniformly from every training video (video stages)."}
     )
+    subset_num_frames: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Frames per video by the row's subset as subset=N (mixed baseline: stage1=32 stage2=128 "
+            "stage3=192, paper App. B); rows of other subsets use num_frames; `none`: num_frames for all."
+        },
+    )
     frame_size: int | None = field(
         default=None, metadata={"help": "Decode frames at this square size (pixels); default: the vision input size."}
     )
@@ -65,6 +77,42 @@ class StageArguments:
         metadata={
             "help": "Frame cache written by `dataset_builder annotate` (read before decoding any video); default: "
             "`<dataset_name>/frame_cache` when it exists; `none` always decodes."
+        },
+    )
+    label_mask: str = field(
+        default="upstream",
+        metadata={
+            "help": "Tokens trained on: upstream (preprocess_qwen: whole assistant turns with their header, plus "
+            "every <|im_start|>, <|im_end|> and newline token) or assistant (assistant text and its <|im_end|>)."
+        },
+    )
+    loss_normalization: str = field(
+        default="sample",
+        metadata={
+            "help": "sample (upstream, per-device batch 1: every sample's token mean weighs the same) or token "
+            "(TRL: token sum of the global batch over its token count; long rows weigh more)."
+        },
+    )
+    global_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Samples per optimizer step; gradient_accumulation_steps is derived from it as global / "
+            "(data-parallel size x per_device_train_batch_size). None: gradient_accumulation_steps as given."
+        },
+    )
+    invalid_rows: str = field(
+        default="drop",
+        metadata={
+            "help": "Rows that cannot train (no answer, missing media, longer than max_length), found when the "
+            "dataset is loaded: drop (reported with ids and reasons in the log and <output_dir>/dropped_rows.jsonl) "
+            "or error."
+        },
+    )
+    media_errors: str = field(
+        default="skip",
+        metadata={
+            "help": "A row whose video or image cannot be read while training: skip (logged and counted, never "
+            "replaced by another row) or raise."
         },
     )
     trainable_modules: list[str] = field(
@@ -95,6 +143,13 @@ class StageArguments:
     vision_tower_name_or_path: str | None = field(
         default=None, metadata={"help": "image_alignment: the SigLIP vision tower joined to the LLM."}
     )
+    vision_select_layer: int = field(
+        default=-2,
+        metadata={
+            "help": "image_alignment: the tower's hidden state the features come from (upstream: -2, the layer "
+            "before last; later layers and the head are dropped); -1: the last layer."
+        },
+    )
     image_grid_max: int = field(
         default=6, metadata={"help": "image_alignment: anyres pinpoints up to image_grid_max x image_grid_max tiles."}
     )
@@ -117,7 +172,18 @@ class StageArguments:
             raise ValueError(f"sequence_parallel_size must be >= 1, got {self.sequence_parallel_size}.")
         if self.num_frames is not None and self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}.")
+        for name, choices in (
+            ("label_mask", LABEL_MASKS),
+            ("loss_normalization", LOSS_NORMALIZATIONS),
+            ("media_errors", MEDIA_ERROR_POLICIES),
+            ("invalid_rows", INVALID_ROW_POLICIES),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name}={getattr(self, name)!r}; use one of {choices}.")
+        if self.global_batch_size is not None and self.global_batch_size < 1:
+            raise ValueError(f"global_batch_size must be >= 1, got {self.global_batch_size}.")
         self.learning_rate_overrides()  # validate early
+        self.frames_by_subset()
 
     def learning_rate_overrides(self) -> dict[str, float]:
         """`module_learning_rates` as {module: lr}.
@@ -135,6 +201,24 @@ class StageArguments:
             if not sep:
                 raise ValueError(f"module_learning_rates entry {entry!r} is not module=lr (e.g. vision_tower=2e-6).")
         return overrides
+
+    def frames_by_subset(self) -> dict[str, int]:
+        """`subset_num_frames` as {subset: frames}.
+
+        >>> StageArguments(subset_num_frames=["stage1=32", "stage2=128"]).frames_by_subset()
+        {'stage1': 32, 'stage2': 128}
+        >>> StageArguments(subset_num_frames=["none"]).frames_by_subset()
+        {}
+        """
+        if [entry.lower() for entry in self.subset_num_frames] == ["none"]:
+            return {}
+        frames = {}
+        for entry in self.subset_num_frames:
+            subset, _, value = entry.partition("=")
+            if not value.strip().isdigit() or int(value) < 1:
+                raise ValueError(f"subset_num_frames entry {entry!r} is not subset=N with N >= 1 (e.g. stage1=32).")
+            frames[subset.strip()] = int(value)
+        return frames
 
     def subsets(self) -> list[str]:
         """Dataset subsets this stage trains on.

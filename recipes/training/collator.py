@@ -1,9 +1,19 @@
-"""Collators: video/image SFT rows -> model inputs with assistant-only labels, and packed text for context extension.
+"""Collators: video/image SFT rows -> model inputs with labels, and packed text for context extension.
 
 Training rows follow the team contract (`video`, `messages`, ...; image stages use an `image` column instead).
 The processor's chat template renders the conversation, frames come from the frame cache when it holds the row's
-`video_id` and from decoding the file otherwise (`processing.frame_cache.load_frames`), and only the
-tokens inside the template's `{% generation %}` blocks (assistant text and its `<|im_end|>`) are trained on.
+`video_id` and from decoding the file otherwise (`processing.frame_cache.load_frames`).
+
+Which tokens are trained on (`label_mask`, media placeholders and padding never):
+- `upstream` (upstream's `preprocess_qwen`): every assistant turn whole, from its `<|im_start|>assistant\n` header to
+  the `\n` after its `<|im_end|>`, plus every `<|im_start|>`, `<|im_end|>` and `\n` token of every turn (system and
+  user turns included);
+- `assistant`: only the tokens inside the template's `{% generation %}` blocks (assistant text and its `<|im_end|>`).
+
+A row whose video or image cannot be read (missing, corrupt) is skipped, never replaced by another row: it stays in
+the batch with blank media and no trained token (its loss weight is zero, the ranks stay in step), it is logged with
+its id and counted in `batch["skipped_media"] (B,)`; `media_errors="raise"` stops training instead. A batch longer
+than `max_length` is an error: `recipes.training.validation.validate_rows` drops such rows, with a report, at load.
 
 ```python
 >>> import tempfile
@@ -11,10 +21,12 @@ tokens inside the template's `{% generation %}` blocks (assistant text and its `
 >>> from recipes.training.data import load_training_rows
 >>> from recipes.training.tiny_inputs import write_tiny_dataset
 >>> data = write_tiny_dataset(tempfile.mkdtemp())
->>> collator = VideoSFTCollator(build_tiny_processor(), num_frames=4, dataset_dir=data)
+>>> collator = VideoSFTCollator(build_tiny_processor(), num_frames=4, dataset_dir=data, label_mask="assistant")
 >>> batch = collator([load_training_rows(data, ["stage1"])[0]])  # input_ids, attention_mask, labels: (B, L)
 >>> batch["pixel_values_videos"].shape  # (B, frames, 3, H, W)
 torch.Size([1, 4, 3, 24, 24])
+>>> batch["skipped_media"]  # rows whose media could not be read
+tensor([False])
 >>> collator.processor.tokenizer.decode(batch["labels"][batch["labels"] != -100])  # the only trained tokens
 'A red square moves to the right.<|im_end|>'
 
@@ -23,6 +35,7 @@ torch.Size([1, 4, 3, 24, 24])
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -30,20 +43,35 @@ import torch
 from PIL import Image
 from transformers import BatchFeature
 
+from processing.errors import VideoReadError
 from processing.frame_cache import FrameCache, load_frames
 from recipes.parallel.sequence_parallel import IGNORE_INDEX
+from recipes.training.arguments import LABEL_MASKS, MEDIA_ERROR_POLICIES
+
+# What reading a row's video or image raises when the file is missing, corrupt or not media (PIL's
+# UnidentifiedImageError and FileNotFoundError are OSErrors).
+MEDIA_READ_ERRORS = (VideoReadError, OSError)
+logger = logging.getLogger("recipes")
+
+
+class MediaReadError(RuntimeError):
+    """A training row's video or image cannot be read and `media_errors="raise"`."""
 
 
 class VideoSFTCollator:
-    """Turn training rows into a right-padded batch whose labels are the assistant tokens only.
+    """Turn training rows into a right-padded batch with labels (see the module docstring for which tokens train).
 
     Args:
         processor: a `ProLongVidProcessor` (chat template + placeholder expansion).
         num_frames: frames sampled uniformly from every video (the stage's frame count); None for image stages.
         dataset_dir: base directory of relative `video` / `image` paths.
         frame_size: decode frames at this square size; default: the video processor's input size.
-        max_length: longest sequence kept; text after the last placeholder may be cut, placeholders never.
+        max_length: longest sequence allowed; a longer batch is an error (nothing is ever cut).
         frame_cache: read frames of cached videos (by the row's `video_id`) instead of decoding them.
+        label_mask: `upstream` or `assistant`: which tokens are trained on.
+        subset_num_frames: frames per video by the row's `subset` (`load_training_rows` adds it), e.g.
+            `{"stage1": 32, "stage2": 128, "stage3": 192}` for the mixed baseline; other rows use `num_frames`.
+        media_errors: `skip` (log, count, train on the rest) or `raise` for a row whose media cannot be read.
     """
 
     def __init__(
@@ -54,43 +82,75 @@ class VideoSFTCollator:
         frame_size: int | None = None,
         max_length: int | None = None,
         frame_cache: FrameCache | None = None,
+        label_mask: str = "upstream",
+        subset_num_frames: dict[str, int] | None = None,
+        media_errors: str = "skip",
     ):
+        if label_mask not in LABEL_MASKS:
+            raise ValueError(f"label_mask={label_mask!r}; use one of {LABEL_MASKS}.")
+        if media_errors not in MEDIA_ERROR_POLICIES:
+            raise ValueError(f"media_errors={media_errors!r}; use one of {MEDIA_ERROR_POLICIES}.")
         self.processor = processor
         self.num_frames = num_frames
         self.dataset_dir = Path(dataset_dir) if dataset_dir else None
         self.frame_size = frame_size or processor.video_processor.size["height"]
         self.max_length = max_length
         self.frame_cache = frame_cache
+        self.label_mask = label_mask
+        self.subset_num_frames = dict(subset_num_frames or {})
+        self.media_errors = media_errors
+        tokenizer = processor.tokenizer
+        self.turn_start_id, self.turn_end_id = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
+        newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+        if len(newline) != 1 or tokenizer.unk_token_id in (self.turn_start_id, self.turn_end_id):
+            raise ValueError("The tokenizer lacks ChatML's <|im_start|> / <|im_end|> tokens or a single-token '\\n'.")
+        self.newline_id = newline[0]
 
-    def _resolve(self, path: str) -> str:
+    def frames_for(self, row: dict) -> int | None:
+        """Frames sampled from this row's video: its subset's count when `subset_num_frames` names it."""
+        return self.subset_num_frames.get(row.get("subset"), self.num_frames)
+
+    def resolve(self, path: str) -> str:
+        """A row's media path: relative paths are under `dataset_dir`."""
         if Path(path).is_absolute() or self.dataset_dir is None:
             return path
         return str(self.dataset_dir / path)
 
-    def _conversation(self, row: dict) -> list[dict]:
+    def _video(self, row: dict, blank: bool) -> np.ndarray:
+        num_frames = self.frames_for(row)
+        if num_frames is None:
+            raise ValueError("A row holds a video but num_frames is not set: add num_frames to the YAML.")
+        if not row.get("video"):
+            raise ValueError(f"Row {row.get('video_id', '?')} has a video item but no `video` path.")
+        if blank:
+            return np.zeros((num_frames, self.frame_size, self.frame_size, 3), dtype=np.uint8)
+        frames, _ = load_frames(
+            self.resolve(row["video"]),
+            video_id=row.get("video_id"),
+            num_frames=num_frames,
+            cache=self.frame_cache,
+            size=self.frame_size,
+        )
+        return frames
+
+    def _image(self, row: dict, blank: bool) -> np.ndarray:
+        if not row.get("image"):
+            raise ValueError(f"Row {row.get('video_id', '?')} has an image item but no `image` path.")
+        if blank:
+            return np.zeros((self.frame_size, self.frame_size, 3), dtype=np.uint8)
+        with Image.open(self.resolve(row["image"])) as image:
+            return np.array(image.convert("RGB"))
+
+    def _conversation(self, row: dict, blank: bool = False) -> list[dict]:
+        """The row's messages in the processor's format, with its media decoded (or blank stand-ins)."""
         conversation = []
         for message in row["messages"]:
             content = []
             for item in message["content"]:
                 if item["type"] == "video":
-                    if self.num_frames is None:
-                        raise ValueError("A row holds a video but num_frames is not set: add num_frames to the YAML.")
-                    if not row.get("video"):
-                        raise ValueError(f"Row {row.get('video_id', '?')} has a video item but no `video` path.")
-                    frames, _ = load_frames(
-                        self._resolve(row["video"]),
-                        video_id=row.get("video_id"),
-                        num_frames=self.num_frames,
-                        cache=self.frame_cache,
-                        size=self.frame_size,
-                    )
-                    content.append({"type": "video", "video": frames})
+                    content.append({"type": "video", "video": self._video(row, blank)})
                 elif item["type"] == "image":
-                    if not row.get("image"):
-                        raise ValueError(f"Row {row.get('video_id', '?')} has an image item but no `image` path.")
-                    content.append(
-                        {"type": "image", "image": np.array(Image.open(self._resolve(row["image"])).convert("RGB"))}
-                    )
+                    content.append({"type": "image", "image": self._image(row, blank)})
                 elif item["type"] == "text":
                     content.append({"type": "text", "text": item["text"]})
                 else:
@@ -98,9 +158,30 @@ class VideoSFTCollator:
             conversation.append({"role": message["role"], "content": content})
         return conversation
 
+    def _read(self, row: dict) -> tuple[list[dict], bool]:
+        """`(conversation, skipped)`: blank media and `skipped=True` when the row's media cannot be read."""
+        try:
+            return self._conversation(row), False
+        except MEDIA_READ_ERRORS as error:
+            row_id = row.get("video_id", "?")
+            if self.media_errors == "raise":
+                raise MediaReadError(
+                    f"Row {row_id}: its media cannot be read ({error}). Fix or remove the file, or set media_errors "
+                    "skip to train on without this row."
+                ) from error
+            logger.warning("Skipping row %s: its media cannot be read (%s); it is not trained on.", row_id, error)
+            return self._conversation(row, blank=True), True
+
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        conversations, skipped = zip(*(self._read(row) for row in rows))
+        frame_counts = {self.frames_for(row) for row in rows if row.get("video")}
+        if len(frame_counts) > 1:
+            raise ValueError(
+                f"One batch holds videos of {sorted(frame_counts)} frames; with subset_num_frames use "
+                "per_device_train_batch_size 1 (upstream's setting)."
+            )
         batch = self.processor.apply_chat_template(
-            [self._conversation(row) for row in rows],
+            list(conversations),
             tokenize=True,
             return_dict=True,
             return_assistant_tokens_mask=True,
@@ -109,35 +190,42 @@ class VideoSFTCollator:
         # Tensors only now: transformers aligns the assistant mask by walking token offsets one by one, which is
         # several times slower over tensors than over lists at 10K+ tokens.
         batch = dict(BatchFeature(dict(batch), tensor_type="pt"))
-        trained = batch.pop("assistant_masks").bool() & batch["attention_mask"].bool()
+        ids = [row.get("video_id", "?") for row in rows]
+        if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:
+            lengths = batch["attention_mask"].sum(dim=1).tolist()
+            raise ValueError(
+                f"Rows {ids} have {lengths} tokens, more than max_length={self.max_length}; nothing is cut. Load "
+                "rows with recipes.training.validation.validate_rows (the recipes do), which drops and reports them, "
+                "or raise max_length."
+            )
+        skipped = torch.tensor(skipped)
+        answer = batch.pop("assistant_masks").bool() & batch["attention_mask"].bool()
+        trained = self._upstream_mask(batch["input_ids"], answer) if self.label_mask == "upstream" else answer
+        trained &= batch["attention_mask"].bool() & ~skipped.unsqueeze(1)
         for token_id in (self.processor.video_token_id, self.processor.image_token_id):
             trained &= batch["input_ids"] != token_id
-        labels = batch["input_ids"].masked_fill(~trained, IGNORE_INDEX)
-        if self.max_length is not None and labels.shape[1] > self.max_length:
-            batch, labels = self._truncate(batch, labels)
-        if not (labels != IGNORE_INDEX).any():
-            ids = [row.get("video_id", "?") for row in rows]
+        without_answer = [
+            row_id for row_id, row_answer, skip in zip(ids, answer, skipped) if not (row_answer.any() or skip)
+        ]
+        if without_answer:
             raise ValueError(
-                f"Every label of the batch {ids} is masked: no assistant tokens survive. Check that the rows have an "
-                "assistant turn with text and that max_length leaves room for it."
+                f"Rows {without_answer} have no assistant text to train on. Check that every row has an assistant "
+                "turn with text (validate_rows drops rows that do not)."
             )
-        batch["labels"] = labels
+        batch["labels"] = batch["input_ids"].masked_fill(~trained, IGNORE_INDEX)
+        batch["skipped_media"] = skipped
         return batch
 
-    def _truncate(self, batch: dict, labels: torch.Tensor):
-        media = (batch["input_ids"] == self.processor.video_token_id) | (
-            batch["input_ids"] == self.processor.image_token_id
-        )
-        if media[:, self.max_length :].any():
-            raise ValueError(
-                f"A sequence of {labels.shape[1]} tokens exceeds max_length={self.max_length} inside its video/image "
-                "placeholders; raise max_length or lower num_frames."
-            )
-        keep = self.max_length
-        truncated = {
-            key: value[:, :keep] if key in ("input_ids", "attention_mask") else value for key, value in batch.items()
-        }
-        return truncated, labels[:, :keep]
+    def _upstream_mask(self, input_ids: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+        """Whole assistant turns (a turn runs from its `<|im_start|>` to the next one) plus every turn marker and
+        newline token: `preprocess_qwen`'s labels. `input_ids`, `answer (B, L)` -> `(B, L)` bool."""
+        turn = torch.cumsum(input_ids == self.turn_start_id, dim=1)  # (B, L): index of the turn each token is in
+        rows = torch.arange(turn.shape[0]).unsqueeze(1).expand_as(turn)
+        assistant_turns = torch.zeros(turn.shape[0], int(turn.max()) + 1, dtype=torch.bool)
+        assistant_turns[rows[answer], turn[answer]] = True
+        whole_turns = torch.gather(assistant_turns, 1, turn)
+        markers = torch.isin(input_ids, torch.tensor([self.turn_start_id, self.turn_end_id, self.newline_id]))
+        return whole_turns | markers
 
 
 class PackedTextCollator:

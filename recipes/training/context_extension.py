@@ -58,6 +58,7 @@ def train(script_args, training_args, model_args) -> None:
         processing_class=tokenizer,
         sequence_parallel=sequence_parallel,
         module_learning_rates=script_args.learning_rate_overrides(),
+        loss_normalization=script_args.loss_normalization,
     )
 
     # ------------------------------------------------------------------ train

@@ -7,8 +7,8 @@
 >>> from recipes.training.tiny_inputs import write_long_text, write_tiny_dataset
 >>> data = write_tiny_dataset(Path(tempfile.mkdtemp()) / "data")
 >>> rows = load_training_rows(data, ["stage1", "stage2"])  # a datasets.Dataset of training rows
->>> len(rows), rows[0]["video"]
-(8, 'videos/stage1_0.mp4')
+>>> len(rows), rows[0]["video"], rows[4]["subset"]  # every row records the subset it came from
+(8, 'videos/stage1_0.mp4', 'stage2')
 >>> open_frame_cache(None, data) is None  # no data/frame_cache/: the collator decodes the videos
 True
 >>> blocks = pack_text(build_tiny_tokenizer(), [write_long_text(data / "long.txt")], context_length=64)
@@ -30,7 +30,8 @@ REQUIRED_COLUMNS = ("messages",)
 
 
 def load_training_rows(dataset_dir: str | Path, subsets: list[str], max_rows: int | None = None) -> Dataset:
-    """Concatenate the `train` split of `subsets` of the dataset at `dataset_dir` (Parquet under `<subset>/`).
+    """Concatenate the `train` split of `subsets` of the dataset at `dataset_dir` (Parquet under `<subset>/`), each
+    row with a `subset` column naming its subset (the mixed baseline samples each subset's frame count).
 
     Raises ValueError naming the subset and the fix when a subset is missing, empty or lacks `messages`.
     """
@@ -52,7 +53,9 @@ def load_training_rows(dataset_dir: str | Path, subsets: list[str], max_rows: in
         missing = [column for column in REQUIRED_COLUMNS if column not in part.column_names]
         if missing or len(part) == 0:
             raise ValueError(f"Subset {subset!r} of {dataset_dir} is empty or lacks columns {missing}.")
-        parts.append(part)
+        if "subset" in part.column_names:
+            part = part.remove_columns("subset")
+        parts.append(part.add_column("subset", [subset] * len(part)))
     rows = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     return rows.select(range(min(max_rows, len(rows)))) if max_rows else rows
 

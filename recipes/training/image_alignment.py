@@ -10,12 +10,15 @@ accelerate launch --config_file recipes/accelerate_configs/zero2.yaml recipes/im
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from modeling_prolongvid.composition import compose_prolongvid
 from recipes.training.collator import VideoSFTCollator
 from recipes.training.data import load_training_rows
 from recipes.training.freezing import apply_freezing
 from recipes.training.stage import FinishedStage, finish_stage, logger, setup_stage
 from recipes.training.trainer import ProLongVidSFTTrainer
+from recipes.training.validation import DROPPED_ROWS_FILE, apply_row_policy
 
 
 def train(script_args, training_args, model_args) -> None:
@@ -27,10 +30,6 @@ def train(script_args, training_args, model_args) -> None:
     if sequence_parallel.sp_size > 1:
         raise ValueError("image_alignment trains on short image sequences: use sequence_parallel_size 1.")
 
-    # ------------------------------------------------------------------ data
-    rows = load_training_rows(script_args.dataset_name, script_args.subsets(), script_args.max_train_samples)
-    logger.info("%d training rows from %s %s", len(rows), script_args.dataset_name, script_args.subsets())
-
     # ------------------------------------------------------------------ model
     model, processor = compose_prolongvid(
         model_args.model_name_or_path,
@@ -38,14 +37,28 @@ def train(script_args, training_args, model_args) -> None:
         pooled_grid_size=script_args.pooled_grid_size,
         image_grid_max=script_args.image_grid_max,
         num_frames=script_args.num_frames or 32,
+        vision_select_layer=script_args.vision_select_layer,
     )
     trainable = apply_freezing(model, script_args.trainable_modules)
     logger.info("trainable parameters per module: %s", trainable)
+
+    # ------------------------------------------------------------------ data
     collator = VideoSFTCollator(
         processor,
         num_frames=script_args.num_frames,
         dataset_dir=script_args.dataset_name,
         max_length=training_args.max_length,
+        label_mask=script_args.label_mask,
+        media_errors=script_args.media_errors,
+    )
+    rows = load_training_rows(script_args.dataset_name, script_args.subsets(), script_args.max_train_samples)
+    logger.info("%d training rows from %s %s", len(rows), script_args.dataset_name, script_args.subsets())
+    rows = apply_row_policy(
+        rows,
+        collator,
+        script_args.invalid_rows,
+        Path(training_args.output_dir) / DROPPED_ROWS_FILE,
+        is_main_process=training_args.process_index == 0,
     )
 
     # ------------------------------------------------------------------ trainer
@@ -56,6 +69,7 @@ def train(script_args, training_args, model_args) -> None:
         data_collator=collator,
         processing_class=processor,
         module_learning_rates=script_args.learning_rate_overrides(),
+        loss_normalization=script_args.loss_normalization,
     )
 
     # ------------------------------------------------------------------ train
@@ -70,6 +84,10 @@ def train(script_args, training_args, model_args) -> None:
             model_args,
             trainable,
             len(rows),
-            extra_record={"vision_tower": script_args.vision_tower_name_or_path},
+            extra_record={
+                "vision_tower": script_args.vision_tower_name_or_path,
+                "vision_select_layer": script_args.vision_select_layer,
+                "skipped_media": trainer.skipped_media,
+            },
         )
     )

@@ -11,11 +11,14 @@ accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/st
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from recipes.training.collator import VideoSFTCollator
 from recipes.training.data import load_training_rows, open_frame_cache
 from recipes.training.freezing import apply_freezing, count_trainable
 from recipes.training.stage import FinishedStage, finish_stage, load_prolongvid, logger, maybe_apply_lora, setup_stage
 from recipes.training.trainer import ProLongVidSFTTrainer, enable_ring_attention
+from recipes.training.validation import DROPPED_ROWS_FILE, apply_row_policy
 
 
 def train(script_args, training_args, model_args) -> None:
@@ -23,18 +26,12 @@ def train(script_args, training_args, model_args) -> None:
     # ------------------------------------------------------------------ setup
     sequence_parallel = setup_stage(script_args, training_args, model_args)
 
-    # ------------------------------------------------------------------ data
-    rows = load_training_rows(script_args.dataset_name, script_args.subsets(), script_args.max_train_samples)
-    logger.info("%d training rows from %s %s", len(rows), script_args.dataset_name, script_args.subsets())
-    frame_cache = open_frame_cache(script_args.frame_cache_dir, script_args.dataset_name)
-    logger.info("frame cache: %s", f"{len(frame_cache)} videos" if frame_cache is not None else "none (decoding)")
-
     # ------------------------------------------------------------------ model
     model, processor = load_prolongvid(model_args)
-    if script_args.num_frames is not None and script_args.num_frames > model.config.max_frames:
-        raise ValueError(
-            f"num_frames={script_args.num_frames} exceeds the model's max_frames={model.config.max_frames}."
-        )
+    frames_by_subset = script_args.frames_by_subset()
+    frame_counts = [count for count in (script_args.num_frames, *frames_by_subset.values()) if count is not None]
+    if frame_counts and max(frame_counts) > model.config.max_frames:
+        raise ValueError(f"num_frames={max(frame_counts)} exceeds the model's max_frames={model.config.max_frames}.")
     trainable = apply_freezing(model, script_args.trainable_modules)
     model = maybe_apply_lora(model, model_args)
     trainable = count_trainable(model)
@@ -43,6 +40,10 @@ def train(script_args, training_args, model_args) -> None:
     if training_args.activation_checkpointing:
         model.config.use_cache = False
     logger.info("trainable parameters per module: %s", trainable)
+
+    # ------------------------------------------------------------------ data
+    frame_cache = open_frame_cache(script_args.frame_cache_dir, script_args.dataset_name)
+    logger.info("frame cache: %s", f"{len(frame_cache)} videos" if frame_cache is not None else "none (decoding)")
     collator = VideoSFTCollator(
         processor,
         num_frames=script_args.num_frames,
@@ -50,6 +51,18 @@ def train(script_args, training_args, model_args) -> None:
         frame_size=script_args.frame_size,
         max_length=training_args.max_length,
         frame_cache=frame_cache,
+        label_mask=script_args.label_mask,
+        subset_num_frames=frames_by_subset,
+        media_errors=script_args.media_errors,
+    )
+    rows = load_training_rows(script_args.dataset_name, script_args.subsets(), script_args.max_train_samples)
+    logger.info("%d training rows from %s %s", len(rows), script_args.dataset_name, script_args.subsets())
+    rows = apply_row_policy(
+        rows,
+        collator,
+        script_args.invalid_rows,
+        Path(training_args.output_dir) / DROPPED_ROWS_FILE,
+        is_main_process=training_args.process_index == 0,
     )
 
     # ------------------------------------------------------------------ trainer
@@ -61,6 +74,7 @@ def train(script_args, training_args, model_args) -> None:
         processing_class=processor,
         sequence_parallel=sequence_parallel,
         module_learning_rates=script_args.learning_rate_overrides(),
+        loss_normalization=script_args.loss_normalization,
     )
 
     # ------------------------------------------------------------------ train
@@ -69,8 +83,16 @@ def train(script_args, training_args, model_args) -> None:
     # ------------------------------------------------------------------ save + card
     if script_args.num_frames is not None:
         model.config.num_frames = script_args.num_frames  # the default for inference on this checkpoint
+    extra = {"num_frames_by_subset": frames_by_subset} if frames_by_subset else {}
     finish_stage(
         FinishedStage(
-            trainer, script_args, training_args, model_args, trainable, len(rows), num_frames=script_args.num_frames
+            trainer,
+            script_args,
+            training_args,
+            model_args,
+            trainable,
+            len(rows),
+            num_frames=script_args.num_frames,
+            extra_record={**extra, "skipped_media": trainer.skipped_media},
         )
     )

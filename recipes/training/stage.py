@@ -34,7 +34,8 @@ logger = logging.getLogger("recipes")
 
 
 def setup_stage(script_args, training_args, model_args) -> SequenceParallelState:
-    """Enforce TRL's video settings, start distributed and the SP groups, and check the starting checkpoint.
+    """Enforce TRL's video settings, start distributed and the SP groups, derive gradient accumulation from
+    `global_batch_size`, and check the starting checkpoint.
 
     Raises `WrongCheckpointError` unless `model_name_or_path` is of the YAML's `expected_checkpoint` kind and, when
     the YAML names `previous_stages`, was written by one of them.
@@ -46,6 +47,27 @@ def setup_stage(script_args, training_args, model_args) -> SequenceParallelState
     logger.info("stage %s on %d process(es)", script_args.stage, training_args.world_size)  # starts torch.distributed
     set_seed(training_args.seed)
     sequence_parallel = init_sequence_parallel(script_args.sequence_parallel_size)
+    if script_args.global_batch_size is not None:
+        if training_args.deepspeed:
+            raise ValueError(
+                "global_batch_size derives gradient_accumulation_steps after --deepspeed has filled its config: "
+                "launch DeepSpeed with an accelerate config (recipes/accelerate_configs/zero*.yaml) instead."
+            )
+        training_args.gradient_accumulation_steps = gradient_accumulation_steps(
+            script_args.global_batch_size,
+            sequence_parallel.dp_size,
+            training_args.per_device_train_batch_size,
+            training_args.gradient_accumulation_steps,
+        )
+    logger.info(
+        "global batch %d = %d data-parallel ranks x per-device batch %d x %d accumulation steps",
+        sequence_parallel.dp_size
+        * training_args.per_device_train_batch_size
+        * training_args.gradient_accumulation_steps,
+        sequence_parallel.dp_size,
+        training_args.per_device_train_batch_size,
+        training_args.gradient_accumulation_steps,
+    )
     check_starting_checkpoint(
         model_args.model_name_or_path,
         script_args.expected_checkpoint,
@@ -53,6 +75,35 @@ def setup_stage(script_args, training_args, model_args) -> SequenceParallelState
         script_args.stage,
     )
     return sequence_parallel
+
+
+def gradient_accumulation_steps(global_batch_size: int, dp_size: int, per_device: int, given: int) -> int:
+    """Accumulation steps that make `global_batch_size` samples per optimizer step on `dp_size` data-parallel ranks.
+
+    `given` (the parsed `gradient_accumulation_steps`) must be 1 (TRL's default: derive) or agree.
+
+    >>> gradient_accumulation_steps(256, dp_size=32, per_device=1, given=1)  # upstream's stage 2: 1 x 8 x 32 GPUs
+    8
+    >>> gradient_accumulation_steps(256, dp_size=24, per_device=1, given=1)
+    Traceback (most recent call last):
+        ...
+    ValueError: global_batch_size=256 is not a multiple of 24 data-parallel ranks x per_device_train_batch_size 1 = 24; set global_batch_size to a multiple of 24 or change the number of processes (or per_device_train_batch_size).
+    """
+    per_step = dp_size * per_device
+    if global_batch_size % per_step:
+        raise ValueError(
+            f"global_batch_size={global_batch_size} is not a multiple of {dp_size} data-parallel ranks x "
+            f"per_device_train_batch_size {per_device} = {per_step}; set global_batch_size to a multiple of "
+            f"{per_step} or change the number of processes (or per_device_train_batch_size)."
+        )
+    derived = global_batch_size // per_step
+    if given not in (1, derived):
+        raise ValueError(
+            f"gradient_accumulation_steps={given} disagrees with global_batch_size={global_batch_size} on {dp_size} "
+            f"data-parallel ranks x per_device_train_batch_size {per_device} (which needs {derived}); drop "
+            f"gradient_accumulation_steps (it is derived) or set global_batch_size {per_step * given}."
+        )
+    return derived
 
 
 def load_prolongvid(model_args, model_path: str | None = None):
@@ -143,6 +194,12 @@ def finish_stage(stage: FinishedStage) -> None:
                 "num_train_epochs": training_args.num_train_epochs,
                 "per_device_train_batch_size": training_args.per_device_train_batch_size,
                 "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+                "global_batch_size": training_args.per_device_train_batch_size
+                * training_args.gradient_accumulation_steps
+                * (training_args.world_size // script_args.sequence_parallel_size),
+                "loss_normalization": script_args.loss_normalization,
+                "label_mask": script_args.label_mask,
+                "train_sampling_strategy": training_args.train_sampling_strategy,
                 "sequence_parallel_size": script_args.sequence_parallel_size,
                 "bf16": training_args.bf16,
                 "world_size": training_args.world_size,

@@ -124,7 +124,13 @@ def tiny_input_paths(workdir: str | Path) -> dict[str, Path]:
 def build_tiny_inputs(workdir: str | Path) -> dict[str, Path]:
     """Write all tiny inputs under `workdir`; returns their paths (llm, vision, prolongvid, data, long_text)."""
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor, Qwen2ForCausalLM, SiglipVisionModel
+    from transformers import (
+        AutoModelForImageTextToText,
+        AutoProcessor,
+        Qwen2ForCausalLM,
+        SiglipVisionConfig,
+        SiglipVisionModel,
+    )
 
     from modeling_prolongvid.tiny_checkpoint import build_tiny_checkpoint
 
@@ -139,8 +145,13 @@ def build_tiny_inputs(workdir: str | Path) -> dict[str, Path]:
     llm.save_pretrained(paths["llm"])
     processor.tokenizer.save_pretrained(paths["llm"])
 
-    vision = SiglipVisionModel(model.config.vision_config)
-    vision.load_state_dict(model.model.vision_tower.state_dict())
+    # A released SigLIP has one layer (and a head) more than ProLongVid keeps: image_alignment's composition
+    # (vision_select_layer -2) turns this tower back into the tiny checkpoint's.
+    tower_config = model.config.vision_config.to_dict()
+    tower_config.update(num_hidden_layers=model.config.vision_config.num_hidden_layers + 1, vision_use_head=True)
+    torch.manual_seed(1)
+    vision = SiglipVisionModel(SiglipVisionConfig(**tower_config))
+    vision.load_state_dict(model.model.vision_tower.state_dict(), strict=False)
     vision.save_pretrained(paths["vision"])
     write_tiny_dataset(paths["data"])
     write_long_text(paths["long_text"])

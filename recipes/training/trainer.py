@@ -1,4 +1,11 @@
-"""`ProLongVidSFTTrainer`: TRL's SFTTrainer plus per-module learning rates and ring-attention sequence parallelism.
+"""`ProLongVidSFTTrainer`: TRL's SFTTrainer plus per-module learning rates, upstream's loss normalisation, a count of
+the rows skipped for unreadable media, and ring-attention sequence parallelism.
+
+Loss normalisation (`loss_normalization`):
+- `sample` (upstream: transformers 4.43 at per-device batch 1): every sample weighs the same, its loss the mean over
+  its own trained tokens, averaged over the accumulation steps and ranks of the optimizer step;
+- `token` (TRL 1.16): the token sum of the whole global batch divided by its trained-token count, so long rows weigh
+  more than short ones.
 
 Only public hooks are overridden (`create_optimizer`, `get_train_dataloader`, `compute_loss`). With
 `sequence_parallel_size > 1` the loss path runs the model's own forward, which merges text and vision embeddings for
@@ -16,7 +23,8 @@ the shard of the pre-shifted labels.
 >>> from recipes.training.tiny_inputs import write_tiny_dataset
 >>> data, processor = write_tiny_dataset(tempfile.mkdtemp()), build_tiny_processor()
 >>> args = SFTConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, max_steps=1, report_to="none",
-...                  remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True})
+...                  per_device_train_batch_size=1, remove_unused_columns=False,
+...                  dataset_kwargs={"skip_prepare_dataset": True})
 >>> trainer = ProLongVidSFTTrainer(
 ...     model=ProLongVidForConditionalGeneration(build_tiny_config(processor.tokenizer)), args=args,
 ...     train_dataset=load_training_rows(data, ["stage1"]), processing_class=processor,
@@ -24,6 +32,8 @@ the shard of the pre-shifted labels.
 ...     module_learning_rates={"projector": 1e-4})  # sequence_parallel=init_sequence_parallel(N) for ring attention
 >>> sorted({group["lr"] for group in trainer.create_optimizer().param_groups})  # args.learning_rate, projector
 [2e-05, 0.0001]
+>>> trainer.loss_normalization, trainer.loss_is_scaled_for_ga  # a per-sample mean: the Trainer divides by GA steps
+('sample', False)
 
 ```
 """
@@ -42,6 +52,7 @@ from recipes.parallel.sequence_parallel import (
     shard_decoder_inputs,
     shift_labels,
 )
+from recipes.training.arguments import LOSS_NORMALIZATIONS
 from recipes.training.freezing import parameter_groups
 
 
@@ -63,13 +74,29 @@ class ProLongVidSFTTrainer(SFTTrainer):
         *args,
         sequence_parallel: SequenceParallelState | None = None,
         module_learning_rates: dict[str, float] | None = None,
+        loss_normalization: str = "sample",
         **kwargs,
     ):
+        if loss_normalization not in LOSS_NORMALIZATIONS:
+            raise ValueError(f"loss_normalization={loss_normalization!r}; use one of {LOSS_NORMALIZATIONS}.")
         super().__init__(*args, **kwargs)
         self.sequence_parallel = sequence_parallel or SequenceParallelState(None, 1, 0, 1, 0)
         self.module_learning_rates = module_learning_rates or {}
-        if self.sequence_parallel.sp_size > 1:
-            self.loss_is_scaled_for_ga = False  # a per-micro-batch token mean: the Trainer divides by GA steps
+        self.loss_normalization = loss_normalization
+        if loss_normalization == "sample":
+            if self.args.per_device_train_batch_size != 1:
+                raise ValueError(
+                    f"loss_normalization sample weighs every sample by its own token mean, as upstream does at "
+                    f"per_device_train_batch_size 1; got {self.args.per_device_train_batch_size}. Use 1 (and more "
+                    "gradient accumulation), or loss_normalization token."
+                )
+            self.loss_is_scaled_for_ga = False  # one sample's token mean: the Trainer divides by the GA steps
+        if self.sequence_parallel.sp_size > 1 and self.args.train_sampling_strategy != "random":
+            raise ValueError(
+                f"train_sampling_strategy={self.args.train_sampling_strategy} is not available with "
+                "sequence_parallel_size > 1 (one SP group must draw the same batches): use random."
+            )
+        self.skipped_media = 0
 
     def create_optimizer(self, model=None):
         """The Trainer's optimizer class and kwargs over per-module learning-rate groups."""
@@ -115,6 +142,12 @@ class ProLongVidSFTTrainer(SFTTrainer):
         return model.get_decoder()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The loss of one micro-batch, normalised as `loss_normalization` says (module docstring)."""
+        skipped = inputs.pop("skipped_media", None)
+        if skipped is not None and model.training:
+            self._count_skipped(skipped)
+        if self.loss_normalization == "sample":
+            num_items_in_batch = None  # the micro-batch is one sample: its own token mean
         if self.sequence_parallel.sp_size == 1:
             return super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
@@ -123,5 +156,13 @@ class ProLongVidSFTTrainer(SFTTrainer):
         model_inputs = {key: value for key, value in inputs.items() if key not in ("labels", "attention_mask")}
         with shard_decoder_inputs(self._text_decoder(model), shifted_labels, self.sequence_parallel) as shard:
             outputs = model(**model_inputs, use_cache=False)
-        loss = sequence_parallel_loss(outputs.logits, shard.labels, self.sequence_parallel)
+        loss = sequence_parallel_loss(
+            outputs.logits, shard.labels, self.sequence_parallel, num_items_in_batch, self.accelerator.num_processes
+        )
         return (loss, outputs) if return_outputs else loss
+
+    def _count_skipped(self, skipped: torch.Tensor) -> None:
+        """Add this step's rows skipped for unreadable media (all ranks) to the logged running total."""
+        total = self.accelerator.gather_for_metrics(skipped.sum().to(self.accelerator.device)).sum()
+        self.skipped_media += int(total) // self.sequence_parallel.sp_size  # an SP group shares one batch
+        self._metrics["train"]["skipped_media"] = [self.skipped_media]

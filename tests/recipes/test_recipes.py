@@ -152,32 +152,38 @@ def test_help_answers_without_loading_trl_or_torch():
 
 
 # ----------------------------------------------------------------------------- collator
-def test_collator_trains_on_assistant_tokens_only(tiny, tiny_model_and_processor):
+def test_collator_batches_rows_with_their_labels(tiny, tiny_model_and_processor):
     model, processor = tiny_model_and_processor
     rows = load_training_rows(tiny["data"], ["stage1"])
-    batch = VideoSFTCollator(processor, num_frames=5, dataset_dir=tiny["data"])([rows[0], rows[1]])
-    assert batch["pixel_values_videos"].shape[:2] == (2, 5)
-    assert int((batch["input_ids"] == processor.video_token_id).sum()) == 2 * model.config.num_video_tokens(5)
-    for index in range(2):
-        trained = batch["labels"][index][batch["labels"][index] != -100]
-        assert processor.tokenizer.decode(trained) == ANSWERS[index] + "<|im_end|>"
-    assert batch["attention_mask"][:, 0].all(), "padding goes on the right"
-    loss = model(**batch).loss
-    assert torch.isfinite(loss)
+    for label_mask in ("assistant", "upstream"):
+        collator = VideoSFTCollator(processor, num_frames=5, dataset_dir=tiny["data"], label_mask=label_mask)
+        batch = collator([rows[0], rows[1]])
+        assert batch["pixel_values_videos"].shape[:2] == (2, 5)
+        assert int((batch["input_ids"] == processor.video_token_id).sum()) == 2 * model.config.num_video_tokens(5)
+        assert batch["attention_mask"][:, 0].all() and not batch["attention_mask"].all(), "padding on the right"
+        for index in range(2):
+            labels = batch["labels"][index]
+            assert (labels[~batch["attention_mask"][index].bool()] == -100).all(), "padding is never trained"
+            text = processor.tokenizer.decode(labels[labels != -100])
+            answer = ANSWERS[index] + "<|im_end|>"
+            assert text == answer if label_mask == "assistant" else text.endswith(f"assistant\n{answer}\n")
+        assert not batch.pop("skipped_media").any()
+        assert torch.isfinite(model(**batch).loss)
 
 
-def test_collator_refuses_batches_without_assistant_tokens(tiny, tiny_model_and_processor):
+def test_collator_refuses_rows_without_assistant_tokens(tiny, tiny_model_and_processor):
     _, processor = tiny_model_and_processor
     row = dict(load_training_rows(tiny["data"], ["stage1"])[0])
-    row["messages"] = row["messages"][:1]  # user turn only
-    with pytest.raises(ValueError, match="masked"):
-        VideoSFTCollator(processor, num_frames=4, dataset_dir=tiny["data"])([row])
+    row["messages"] = row["messages"][:1]  # user turn only: upstream's mask would still train its markers
+    for label_mask in ("upstream", "assistant"):
+        with pytest.raises(ValueError, match="no assistant text"):
+            VideoSFTCollator(processor, num_frames=4, dataset_dir=tiny["data"], label_mask=label_mask)([row])
 
 
-def test_collator_never_cuts_placeholders(tiny, tiny_model_and_processor):
+def test_collator_never_cuts(tiny, tiny_model_and_processor):
     _, processor = tiny_model_and_processor
     rows = load_training_rows(tiny["data"], ["stage1"])
-    with pytest.raises(ValueError, match="placeholders"):
+    with pytest.raises(ValueError, match="more than max_length=32; nothing is cut"):
         VideoSFTCollator(processor, num_frames=8, dataset_dir=tiny["data"], max_length=32)([rows[0]])
 
 
@@ -186,6 +192,7 @@ def test_collator_handles_image_rows(tiny, tiny_model_and_processor):
     rows = load_training_rows(tiny["data"], ["image_sft"])
     batch = VideoSFTCollator(processor, num_frames=None, dataset_dir=tiny["data"])([rows[0], rows[2]])
     assert "pixel_values" in batch and "image_sizes" in batch and "pixel_values_videos" not in batch
+    assert not batch.pop("skipped_media").any()
     assert torch.isfinite(model(**batch).loss)
 
 
@@ -266,7 +273,8 @@ def test_stage_schedule_benchmark_favours_three_stages():
     from benchmarks.stage_schedule import main
 
     results = main(["--num_videos", "20000", "--gpus", "16"])
-    three = results["three-stage"]
+    three, mixed = results["three-stage"], results["single-stage mixed 32/128/192"]
+    assert mixed["wait"] > 5 * three["wait"] and mixed["gpu_hours"] > three["gpu_hours"]  # same tokens, mixed steps
     assert results["single-stage fixed 192"]["gpu_hours"] > 1.5 * three["gpu_hours"]
     assert results["single-stage 1 fps <=192"]["wait"] > 5 * three["wait"]
     assert sum(stage["videos"] for stage in three["stages"].values()) == 20000

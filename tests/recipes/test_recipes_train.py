@@ -17,7 +17,7 @@ from recipes.training.tiny_inputs import build_tiny_inputs
 REPO = Path(__file__).resolve().parents[2]
 RECIPE_DIR = REPO / "recipes" / "prolongvid-7b"
 CPU = "--use_cpu true --bf16 false --dtype float32 --dataloader_num_workers 0 --activation_checkpointing false "
-CPU += "--warmup_steps 0 --logging_steps 1 --report_to none --max_steps 2 --save_strategy no"
+CPU += "--warmup_steps 0 --logging_steps 1 --report_to none --max_steps 2 --save_strategy no --global_batch_size 4"
 TIMEOUT_S = 900
 
 
@@ -84,7 +84,9 @@ def test_stage1_ddp_trains_saves_and_resumes(tiny, tmp_path):
     out = tmp_path / "stage1"
     common = ["--model_name_or_path", tiny["prolongvid"], "--dataset_name", tiny["data"], "--output_dir", out,
               "--previous_stages", "any", "--num_frames", 4, "--learning_rate", 1e-3]  # fmt: skip
-    launch("stage1", *common, "--save_strategy", "steps", "--save_steps", 1)
+    log = launch("stage1", *common, "--save_strategy", "steps", "--save_steps", 1)
+    assert "global batch 4 = 2 data-parallel ranks x per-device batch 1 x 2 accumulation steps" in log
+    assert "rows: all 4 rows can train" in log
     assert_trained_as_configured(tiny["prolongvid"], out, frozen=(VISION,), trained=(PROJECTOR, LLM))
     record = read_stage_record(out)
     assert record["stage"] == "stage1" and record["history"][-1]["num_frames"] == 4
@@ -125,8 +127,8 @@ def test_stage2_starts_from_stage1_output_and_refuses_other_kinds(tiny, tmp_path
 def test_sequence_parallel_2_gives_the_loss_of_1(tiny, tmp_path):
     common = ["--model_name_or_path", tiny["prolongvid"], "--dataset_name", tiny["data"], "--previous_stages", "any",
               "--num_frames", 4, "--max_train_samples", 2, "--per_device_train_batch_size", 2,
-              "--gradient_accumulation_steps", 1, "--learning_rate", 1e-3, "--save_strategy", "steps",
-              "--save_steps", 2]  # fmt: skip
+              "--global_batch_size", 2, "--learning_rate", 1e-3, "--save_strategy", "steps", "--save_steps", 2,
+              "--loss_normalization", "token", "--train_sampling_strategy", "random"]  # fmt: skip
     launch("stage1", *common, "--output_dir", tmp_path / "sp1", processes=1)
     launch("stage1", *common, "--output_dir", tmp_path / "sp2", "--sequence_parallel_size", 2)
     sp1 = [e for e in _log_history(tmp_path / "sp1" / "checkpoint-2") if "loss" in e]
