@@ -41,7 +41,7 @@ import re
 from pathlib import Path
 
 from .configuration_prolongvid import ProLongVidConfig
-from .modeling_prolongvid import ProLongVidForConditionalGeneration
+from .modeling_prolongvid import ProLongVidForConditionalGeneration, set_generation_defaults
 from .processing_prolongvid import ProLongVidProcessor, grid_pinpoints
 
 
@@ -111,6 +111,7 @@ def compose_prolongvid(
     model.model.vision_tower.load_state_dict(kept, strict=True)
     if len(tokenizer) > model.config.text_config.vocab_size:
         model.resize_token_embeddings(len(tokenizer))
+    set_generation_defaults(model, tokenizer)  # never generate placeholders or padding rows past the tokenizer
     return model, processor
 
 

@@ -128,7 +128,9 @@ class ProLongVidProcessor(LlavaOnevisionProcessor):
                 size=size, crop_size=size, image_grid_pinpoints=config.image_grid_pinpoints
             ),
             tokenizer=tokenizer,
-            video_processor=ProLongVidVideoProcessor(size=size, num_frames=config.num_frames),
+            video_processor=ProLongVidVideoProcessor(
+                size=size, num_frames=config.num_frames, fps=config.fps, max_frames=config.max_frames
+            ),
             num_image_tokens=count_tile_tokens(config.vision_config),
             vision_aspect_ratio=config.vision_aspect_ratio,
             pooled_grid_size=config.pooled_grid_size,

@@ -107,7 +107,18 @@ class VideoSFTCollator:
         self.newline_id = newline[0]
 
     def frames_for(self, row: dict) -> int | None:
-        """Frames sampled from this row's video: its subset's count when `subset_num_frames` names it."""
+        """Frames sampled from this row's video: the row's own `num_frames` when it has one (upstream's loader honours
+        it; imported LLaVA-NeXT rows may carry it), else its subset's count when `subset_num_frames` names it, else
+        the stage's."""
+        own = row.get("num_frames")
+        if own:
+            limit = self.processor.video_processor.max_frames
+            if limit is not None and own > limit:
+                raise ValueError(
+                    f"Row {row.get('video_id', '?')} asks for num_frames={own}, more than the model's max_frames="
+                    f"{limit}: lower the row's num_frames or train a model with a larger max_frames."
+                )
+            return int(own)
         return self.subset_num_frames.get(row.get("subset"), self.num_frames)
 
     def resolve(self, path: str) -> str:

@@ -26,8 +26,8 @@ from tests.dataset_builder.test_import_support import (
 RECIPE_DIR = ROOT / "recipes" / "prolongvid-7b"
 CPU = ["--use_cpu", "true", "--bf16", "false", "--dtype", "float32", "--dataloader_num_workers", "0",
        "--activation_checkpointing", "false", "--warmup_steps", "0", "--logging_steps", "1", "--report_to", "none",
-       "--max_steps", "2", "--save_strategy", "no", "--per_device_train_batch_size", "2",
-       "--gradient_accumulation_steps", "1", "--learning_rate", "1e-3"]  # fmt: skip
+       "--max_steps", "2", "--save_strategy", "no", "--per_device_train_batch_size", "1",
+       "--global_batch_size", "2", "--learning_rate", "1e-3"]  # fmt: skip
 ANSWERS = ["A gray ramp.", "It gets brighter.", "Frames of gray.", "Nothing else."]
 
 
@@ -94,7 +94,7 @@ def test_imported_and_built_rows_collate_in_one_batch(tiny_model_and_processor, 
         [load_training_rows(imported / "videos", ["stage1"]), load_training_rows(built, ["stage1"])]
     )
     assert rows["num_frames"] == [None, 6, None, 6, None, None], "rows without the column get null"
-    batch = VideoSFTCollator(processor, num_frames=4, dataset_dir=built)([rows[0], rows[4]])
+    batch = VideoSFTCollator(processor, num_frames=4, dataset_dir=built, label_mask="assistant")([rows[0], rows[4]])
     assert batch["pixel_values_videos"].shape[:2] == (2, 4)
     first, second = (batch["labels"][i][batch["labels"][i] != -100] for i in range(2))
     assert processor.tokenizer.decode(first) == f"{ANSWERS[0]}<|im_end|>Yes.<|im_end|>"
@@ -102,7 +102,6 @@ def test_imported_and_built_rows_collate_in_one_batch(tiny_model_and_processor, 
     assert math.isfinite(model(**batch).loss.item())
 
 
-@pytest.mark.xfail(strict=True, reason="pending in recipes/training/collator.py: a row's num_frames wins (see report)")
 def test_a_rows_own_num_frames_is_sampled(tiny_model_and_processor, imported):
     """Upstream samples a row's `num_frames` instead of the stage's; the collator must do the same."""
     from recipes.training.collator import VideoSFTCollator

@@ -4,7 +4,6 @@ import shutil
 
 import pytest
 
-from processing import load_video
 from processing.frame_cache import FrameCacheWriter
 from recipes.training.data import open_frame_cache
 from tests.recipes.test_recipes_train import launch, tiny  # noqa: F401  (the module-scoped tiny inputs fixture)
@@ -13,10 +12,9 @@ from tests.recipes.test_recipes_train import launch, tiny  # noqa: F401  (the mo
 def test_stage1_trains_from_the_frame_cache_without_the_videos(tiny, tmp_path):  # noqa: F811
     dataset = tmp_path / "dataset"
     shutil.copytree(tiny["data"] / "stage1", dataset / "stage1")
-    writer = FrameCacheWriter(dataset / "frame_cache", writer_id="test", size=32)
+    writer = FrameCacheWriter(dataset / "frame_cache", writer_id="test", size=24)
     for video in sorted((tiny["data"] / "videos").glob("stage1_*.mp4")):
-        frames, timestamps = load_video(video, fps=1.0)
-        writer.add_sampled(video.stem, video, frames, timestamps, fps=1.0)
+        writer.add_video(video.stem, video, num_frames=[4])
     out = tmp_path / "stage1"
     log = launch("stage1", "--model_name_or_path", tiny["prolongvid"], "--dataset_name", dataset,
                  "--output_dir", out, "--previous_stages", "any", "--num_frames", 4)  # fmt: skip
