@@ -23,7 +23,7 @@ from pathlib import Path
 
 from modeling_prolongvid.tiny_checkpoint import build_tiny_processor
 from processing import load_video
-from processing.frame_cache import FrameCache, FrameCacheWriter, load_frames
+from processing.frame_cache import DEFAULT_QUALITY, FrameCache, FrameCacheWriter, load_frames, pixel_error
 from recipes.training.collator import VideoSFTCollator
 
 
@@ -40,14 +40,14 @@ def generate_video(path: Path, minutes: float, bitrate: str) -> None:
     subprocess.run(command, check=True)
 
 
-def fill_cache(cache_dir: Path, videos: list[Path], quality: int, image_format: str) -> float:
-    """Decode every video at 1 fps into the cache, as the annotator does; returns the seconds it took."""
+def fill_cache(cache_dir: Path, videos: list[Path], quality: int, image_format: str, num_frames: int) -> float:
+    """Decode every video once into the cache, as the annotator does (its 1 fps frames plus the training sample of
+    `num_frames`); returns the seconds it took."""
     shutil.rmtree(cache_dir, ignore_errors=True)
     writer = FrameCacheWriter(cache_dir, writer_id="bench", quality=quality, image_format=image_format)
     started = time.perf_counter()
     for video in videos:
-        frames, timestamps = load_video(video, fps=1.0, size=512)
-        writer.add_sampled(video.stem, video, frames, timestamps, fps=1.0)
+        writer.add_video(video.stem, video, num_frames=[num_frames])
     return time.perf_counter() - started
 
 
@@ -76,8 +76,8 @@ def main() -> None:
     parser.add_argument("--bitrate", default="2M", help="source H.264 bitrate (720p web video: ~1.5-4 Mbit/s)")
     parser.add_argument("--frames", type=int, default=128, help="frames per sample (stage 2: 128)")
     parser.add_argument("--samples", type=int, default=None, help="decode-path samples to time (default: all)")
-    parser.add_argument("--quality", type=int, default=80)
-    parser.add_argument("--format", default="jpeg", choices=["jpeg", "webp"])
+    parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
+    parser.add_argument("--format", default="jpeg", choices=["jpeg", "webp", "png"])
     args = parser.parse_args()
 
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ def main() -> None:
         generate_video(path, minutes, args.bitrate)
         videos.append(path)
     cache_dir = args.workdir / "frame_cache"
-    fill_seconds = fill_cache(cache_dir, videos, args.quality, args.format)
+    fill_seconds = fill_cache(cache_dir, videos, args.quality, args.format, args.frames)
 
     processor = build_tiny_processor()
     processor.video_processor.size = {"height": 384, "width": 384}
@@ -119,8 +119,14 @@ def main() -> None:
     print(f"  filling the cache at 1 fps: {fill_seconds:.1f} s (paid once, by the annotator's decode)")
     print(f"  source videos: {source_bytes / source_minutes / 1e6:6.2f} MB per video-minute ({args.bitrate}bit/s)")
     print(f"  frame cache:   {cache_bytes / source_minutes / 1e6:6.2f} MB per video-minute "
-          f"({args.format} q{args.quality}, 384x384, 1 fps)")  # fmt: skip
+          f"({args.format} q{args.quality}, 384x384, 1 fps + the {args.frames}-frame training sample)")  # fmt: skip
     print(f"  ratio cache / sources:      {cache_bytes / source_bytes:6.1%}   (target <= ~5%)")
+    cache = FrameCache(cache_dir)
+    cached_frames, _ = cache.sample(videos[0].stem, num_frames=args.frames, size=384)
+    decoded_frames, _ = load_video(videos[0], num_frames=args.frames, size=384)
+    error = pixel_error(cached_frames, decoded_frames)
+    print(f"  pixel error cache vs decode ({args.format} q{args.quality}): mean {error.mean:.2f}, p99 {error.p99:.0f}, "
+          f"max {error.max} grey levels")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ except ImportError:
     spaces = None
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 from uploads import UploadFolder, parse_size  # noqa: E402
 
 from modeling_prolongvid.inference import (  # noqa: E402
@@ -69,7 +71,7 @@ ERROR_PREFIX = "⚠ "
 # Starts the answer to a turn whose file could not be used, so later text-only questions do not reuse that file.
 FILE_REJECTED = "File not used: "
 DEFAULT_MAX_VIDEO_MINUTES = 180.0
-# Frames are decoded at least this large so the frame strip stays legible; the processor resizes them for the model.
+# The frame strip shows frames at least this large (enlarged for display only; the model sees them as decoded).
 STRIP_FRAME_SIZE = 160
 
 
@@ -177,7 +179,14 @@ def frame_strip(media: Media) -> list[tuple]:
     """Gallery items for what the model saw: each frame captioned with its timestamp."""
     if media.kind == "image":
         return [(media.image, "image")]
-    return [(frame, f"{seconds:.1f} s") for frame, seconds in zip(media.frames, media.timestamps)]
+    return [(_legible(frame), f"{seconds:.1f} s") for frame, seconds in zip(media.frames, media.timestamps)]
+
+
+def _legible(frame: np.ndarray) -> np.ndarray:
+    """A frame enlarged to at least `STRIP_FRAME_SIZE` for display only (the model gets the frame as decoded)."""
+    if min(frame.shape[:2]) >= STRIP_FRAME_SIZE:
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((STRIP_FRAME_SIZE, STRIP_FRAME_SIZE), Image.Resampling.NEAREST))
 
 
 # ---------------------------------------------------------------- the chat function
@@ -234,7 +243,7 @@ class VideoChat:
                     int(num_frames),
                     int(max_new_tokens),
                     max_video_seconds=self.max_video_seconds,
-                    frame_size=max(model.config.vision_config.image_size, STRIP_FRAME_SIZE),
+                    frame_size=None,  # the vision tower's size, resized once with PIL as upstream
                 )
         except InputError as error:
             yield f"{ERROR_PREFIX}{FILE_REJECTED}{error}", []
