@@ -42,6 +42,7 @@ code calls the API through the client)::
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ from .plan import PlanSettings, qa_requests, segment_caption_requests, short_cap
 from .records import AnnotationRecord, CaptionedSegment, LocalRecord, QAPair
 from .store import JsonlStore
 from .videos import FrameProvider, VideoItem, fingerprint
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,8 +116,8 @@ class Annotator:
             self._models[kind] = factory() if factory else None
         return self._models[kind]
 
-    def video_failed(self, item: VideoItem, stage: str, kind: str, reason: str) -> None:
-        self.errors.record(item.video_id, stage, kind, reason, video=item.path)
+    def video_failed(self, item: VideoItem, stage: str, kind: str, reason: str, **fields) -> None:
+        self.errors.record(item.video_id, stage, kind, reason, video=item.path, **fields)
 
     def _local(self, item: VideoItem, print_key: str) -> tuple[LocalRecord, FrameProvider]:
         """Runs in the single local-stage thread (decoding and models never run concurrently)."""
@@ -157,6 +160,15 @@ class Annotator:
 
     async def annotate_video(self, item: VideoItem) -> str:
         """Annotate one video; returns ``"done"``, ``"failed"`` or ``"pending"`` (batch mode)."""
+        try:
+            return await self._annotate_video(item)
+        except Exception as error:
+            # A bug must not stop the other videos: their answers in flight are paid for and must reach the cache.
+            logger.exception("%s: annotation failed", item.video_id)
+            self.video_failed(item, "api", "internal_error", f"{type(error).__name__}: {error}")
+            return "failed"
+
+    async def _annotate_video(self, item: VideoItem) -> str:
         loop = asyncio.get_running_loop()
         try:
             print_key = await loop.run_in_executor(None, fingerprint, item.path)
@@ -177,7 +189,7 @@ class Annotator:
         except BatchPending:
             return "pending"
         except RequestFailed as error:
-            self.video_failed(item, "api", "request_failed", str(error))
+            self.video_failed(item, "api", "request_failed", str(error), cause=error.kind)
             return "failed"
         if not self.api.dry_run:
             self.annotations.append(record.to_dict())

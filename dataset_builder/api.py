@@ -3,8 +3,9 @@
 Every request is keyed by ``sha256(model, prompt id@version, generation params, text, image identities)``. A valid
 answer is appended to the cache (``work/api_cache``) the moment it returns, so re-runs never pay twice for finished
 work. Transient failures (429, 5xx, 408/409, timeouts, connection errors) are retried with exponential backoff and full
-jitter, honouring ``Retry-After``; malformed or schema-invalid answers are retried ``max_invalid_retries`` times. A
-request that still fails is appended to ``work/errors`` with its reason and raises :class:`RequestFailed` -- the
+jitter, honouring ``Retry-After``; malformed replies (any HTTP 200 that is not a usable chat completion: a body that
+is not JSON, no ``choices``, no ``message``, no ``content``) and schema-invalid answers are retried
+``max_invalid_retries`` times. A request that still fails is appended to ``work/errors`` with its reason and raises :class:`RequestFailed` -- the
 caller records the video as failed and the run goes on. The API key is read from ``OPENAI_API_KEY`` by the ``openai``
 client and redacted from every stored or printed message.
 
@@ -41,7 +42,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion
 
 from .error_log import ErrorLog, redact
 from .prompts import Prompt
@@ -56,7 +56,49 @@ EXPECTED_OUTPUT_TOKENS = {"text": 350, "qa": 200}  # per caption / per requested
 
 
 class RequestFailed(RuntimeError):
-    """A request that failed for good (its reason is already in the errors file)."""
+    """A request that failed for good (its reason is already in the errors file); ``kind`` names the last failure."""
+
+    def __init__(self, message: str, kind: str = "request_failed") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class MalformedResponse(ResponseValidationError):
+    """An HTTP 200 whose body is not a usable chat completion."""
+
+
+def completion_answer(body: Any) -> tuple[str, dict[str, Any], str]:
+    """``(content, usage, response id)`` of a chat-completion body (its text or parsed JSON).
+
+    Raises:
+        MalformedResponse: the body is not JSON, not an object, or has no ``choices[0].message.content`` string.
+    """
+    if isinstance(body, (str, bytes)):
+        try:
+            body = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise MalformedResponse(f"malformed reply: the body is not JSON ({error})") from None
+    if not isinstance(body, dict):
+        raise MalformedResponse(f"malformed reply: the body is a JSON {type(body).__name__}, not an object")
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise MalformedResponse(f'malformed reply: "choices" is {choices!r}, not a non-empty list')
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise MalformedResponse('malformed reply: choices[0] has no "message" object')
+    content = message.get("content")
+    if not isinstance(content, str):
+        refusal = message.get("refusal")
+        why = f"refusal: {refusal}" if refusal else f"finish_reason {choice.get('finish_reason')!r}"
+        raise MalformedResponse(f'malformed reply: the message has no "content" string ({why})')
+    usage = body.get("usage")
+    return content, usage if isinstance(usage, dict) else {}, str(body.get("id") or "")
+
+
+def _tokens(usage: dict[str, Any], name: str) -> int:
+    value = usage.get(name)
+    return value if isinstance(value, int) else 0
 
 
 class BatchPending(RuntimeError):
@@ -299,7 +341,11 @@ class ApiClient:
         usage: dict,
         response_id: str = "",
     ) -> Any:
-        """Validate ``content``; on success append it to the cache and count its tokens. Raises on invalid."""
+        """Validate ``content``; a valid answer is appended to the cache first, then its tokens are counted.
+
+        Raises:
+            ResponseValidationError: the answer is invalid (it is not cached).
+        """
         parsed = spec.parse(content)
         self.cache[key] = {
             "key": key, "stage": stage, "prompt": prompt_tag, "content": content, "usage": usage, "response_id": response_id
@@ -307,8 +353,8 @@ class ApiClient:
         self.cache_store.append(self.cache[key])
         counts = self.usage.stages[stage]
         counts.requests += 1
-        counts.prompt_tokens += usage.get("prompt_tokens") or 0
-        counts.completion_tokens += usage.get("completion_tokens") or 0
+        counts.prompt_tokens += _tokens(usage, "prompt_tokens")
+        counts.completion_tokens += _tokens(usage, "completion_tokens")
         return parsed
 
     def is_cached(self, request: ChatRequest) -> bool:
@@ -332,7 +378,8 @@ class ApiClient:
         if self.batch:
             if self._batch_failures[key] > self.max_invalid_retries:
                 raise RequestFailed(
-                    f"{request.stage}: answers stayed invalid after {self._batch_failures[key]} batch tries"
+                    f"{request.stage}: answers stayed invalid after {self._batch_failures[key]} batch tries",
+                    "invalid_batch_answer",
                 )
             if key not in self._queued:
                 jpegs = await asyncio.to_thread(request.images) if request.images else []
@@ -350,23 +397,19 @@ class ApiClient:
                 client = self.client
                 async with self._semaphore:
                     # `body` is already plain JSON: post it as is, skipping the typed-params transform that
-                    # `chat.completions.create` runs on every call (most of the client's CPU per request).
-                    response = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
-                usage = response.usage.model_dump() if response.usage else {}
-                content = response.choices[0].message.content
+                    # `chat.completions.create` runs on every call (most of the client's CPU per request), and read
+                    # the reply's text: any 200 that is not a usable completion is a malformed answer, never a crash.
+                    text = await client.post("/chat/completions", body=body, cast_to=str)
+                content, usage, response_id = completion_answer(text)
                 return self.store_answer(
-                    request.stage, request.prompt.tag, request.spec, key, content, usage, response.id or ""
+                    request.stage, request.prompt.tag, request.spec, key, content, usage, response_id
                 )
+            except MalformedResponse as error:
+                invalid += 1
+                kind, reason, retry = "malformed_response", str(error), invalid <= self.max_invalid_retries
             except ResponseValidationError as error:
                 invalid += 1
                 kind, reason, retry = "invalid_answer", str(error), invalid <= self.max_invalid_retries
-            except (json.JSONDecodeError, openai.APIResponseValidationError) as error:
-                invalid += 1
-                kind, reason, retry = (
-                    "malformed_response",
-                    f"{type(error).__name__}: {error}",
-                    invalid <= self.max_invalid_retries,
-                )
             except openai.APIConnectionError as error:
                 transient += 1
                 kind, reason, retry = "connection", f"{type(error).__name__}: {error}", transient <= self.max_retries
@@ -379,7 +422,7 @@ class ApiClient:
                 delay = retry_after_seconds(error.response.headers) if retryable else None
             if not retry:
                 self._record_failure(request.stage, request.video_id, key, kind, reason, attempts)
-                raise RequestFailed(f"{request.stage} failed after {attempts} attempt(s): {redact(reason)}")
+                raise RequestFailed(f"{request.stage} failed after {attempts} attempt(s): {redact(reason)}", kind)
             if delay is None:
                 delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1)))
             else:

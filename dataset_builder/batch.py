@@ -25,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-from .api import ApiClient, ResponseSpec
+from .api import ApiClient, ResponseSpec, completion_answer
 from .schemas import ResponseValidationError
 from .store import JsonlStore
 
@@ -123,13 +123,11 @@ class BatchRunner:
         response = line.get("response") or {}
         if line.get("error") or response.get("status_code") != 200:
             return self._fail(key, meta, f"batch error: {line.get('error') or response.get('status_code')}")
-        body = response["body"]
         spec = ResponseSpec(meta["kind"], tuple(meta["task_types"]))
         try:
-            content = body["choices"][0]["message"]["content"]
-            usage = body.get("usage") or {}
-            self.api.store_answer(meta["stage"], meta["prompt"], spec, key, content, usage, body.get("id", ""))
-        except (ResponseValidationError, KeyError, IndexError, TypeError) as error:
+            content, usage, response_id = completion_answer(response.get("body"))
+            self.api.store_answer(meta["stage"], meta["prompt"], spec, key, content, usage, response_id)
+        except ResponseValidationError as error:
             self._fail(key, meta, f"invalid answer: {error}", kind="invalid_batch_answer")
 
     def _fail(self, key: str, meta: dict, reason: str, kind: str = "batch_error") -> None:

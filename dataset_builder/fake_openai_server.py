@@ -5,8 +5,10 @@ It speaks enough of the REST API for the real ``openai`` client: ``POST /v1/chat
 get schema-valid JSON for the task types the prompt asks for. Faults are injected per chat request, in order, from
 ``server.faults`` (a list) or ``server.fault_for(body) -> fault | None``:
 ``"429"`` (with ``Retry-After``), ``"500"``, ``"timeout"`` (sleeps ``timeout_sleep`` s before answering),
-``"malformed"`` (a 200 whose body is not JSON), ``"invalid"`` (schema-invalid content: broken JSON or an empty caption), ``"echo_auth"`` (a 400 whose
-message echoes the Authorization header).
+``"invalid"`` (schema-invalid content: broken JSON or an empty caption), ``"echo_auth"`` (a 400 whose message echoes
+the Authorization header), and unusable 200 replies: ``"malformed"`` (a body that is not JSON), ``"not_object"`` (a
+JSON list), ``"empty_choices"`` (``"choices": []``), ``"no_message"`` (a choice without ``message``),
+``"null_content"`` (``"content": null``).
 
 Example:
     >>> with FakeOpenAIServer(latency=0.0) as server:
@@ -36,6 +38,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import openai  # noqa: F401  (documented in the example)
 
 TASK_TYPES = ("summarization", "general_qa", "creative_writing", "temporal")
+# HTTP 200 bodies no client can use, built from a good reply.
+UNUSABLE_REPLIES = {
+    "malformed": lambda reply: b'{"id": "x", "choices": [ this is not json',
+    "not_object": lambda reply: json.dumps([reply]).encode(),
+    "empty_choices": lambda reply: {**reply, "choices": []},
+    "no_message": lambda reply: {**reply, "choices": [{"index": 0, "finish_reason": "stop"}]},
+    "null_content": lambda reply: {
+        **reply,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "stop"}],
+    },
+}
 
 
 def default_content(body: dict) -> str:
@@ -141,9 +154,13 @@ class FakeOpenAIServer:
             with self.lock:
                 self.batch_lines += 1
             fault = self.next_fault(line["body"])
-            if fault in (None, "invalid"):
-                content = invalid_content(line["body"]) if fault else self.content_fn(line["body"])
-                response = {"status_code": 200, "request_id": "req", "body": completion(line["body"], content)}
+            if fault in (None, "invalid") or fault in UNUSABLE_REPLIES:
+                content = invalid_content(line["body"]) if fault == "invalid" else self.content_fn(line["body"])
+                reply = completion(line["body"], content)
+                if fault in UNUSABLE_REPLIES:
+                    reply = UNUSABLE_REPLIES[fault](reply)
+                    reply = reply.decode() if isinstance(reply, bytes) else reply
+                response = {"status_code": 200, "request_id": "req", "body": reply}
                 outputs.append({"id": "r", "custom_id": line["custom_id"], "response": response, "error": None})
             else:
                 error = {"code": "server_error", "message": f"injected {fault}"}
@@ -263,8 +280,8 @@ def _make_handler(server: FakeOpenAIServer):
                 return self._error(500, "internal error")
             if fault == "echo_auth":
                 return self._error(400, f"bad request from {self.headers.get('Authorization')}")
-            if fault == "malformed":
-                return self._send(200, b'{"id": "x", "choices": [ this is not json')
+            if fault in UNUSABLE_REPLIES:
+                return self._send(200, UNUSABLE_REPLIES[fault](completion(body, server.content_fn(body))))
             if fault == "timeout":
                 time.sleep(server.timeout_sleep)
             content = invalid_content(body) if fault == "invalid" else server.content_fn(body)

@@ -90,6 +90,38 @@ def test_schema_invalid_answers_are_retried_then_recorded(tmp_path, server):
     assert len(client.cache) == 1 and server.chat_requests == 5
 
 
+UNUSABLE_200 = ["malformed", "not_object", "empty_choices", "no_message", "null_content"]
+
+
+@pytest.mark.parametrize("fault", UNUSABLE_200)
+def test_an_unusable_200_is_a_malformed_answer_retried_then_recorded(tmp_path, server, fault):
+    server.faults = [fault]
+    client = make_client(tmp_path, server, max_invalid_retries=2)
+    # One unusable reply, then a good one.
+    assert asyncio.run(client.complete(caption_request(1))).startswith("Caption")
+    server.faults = [fault] * 3
+    with pytest.raises(RequestFailed, match="malformed"):
+        asyncio.run(client.complete(caption_request(2)))
+    (record,) = errors(tmp_path)
+    assert record["kind"] == "malformed_response" and record["attempts"] == 3 and record["video_id"] == "v2"
+    assert len(client.cache) == 1 and server.chat_requests == 5
+
+
+@pytest.mark.parametrize("fault", UNUSABLE_200)
+def test_an_unusable_batch_answer_is_requeued_not_raised(tmp_path, server, fault):
+    client = make_client(tmp_path, server, batch=True)
+    with pytest.raises(BatchPending):
+        asyncio.run(client.complete(caption_request(1)))
+    server.faults = [fault]
+    runner = BatchRunner(client, tmp_path, "s", poll_interval=0.01)
+    asyncio.run(runner.submit_and_collect())
+    assert [r["kind"] for r in errors(tmp_path)] == ["invalid_batch_answer"] and len(client.cache) == 0
+    with pytest.raises(BatchPending):  # queued again for the next batch
+        asyncio.run(client.complete(caption_request(1)))
+    asyncio.run(runner.submit_and_collect())
+    assert asyncio.run(client.complete(caption_request(1))).startswith("Caption")
+
+
 def test_persistent_5xx_gives_up_after_max_retries(tmp_path, server):
     server.fault_for = lambda body: "500"
     client = make_client(tmp_path, server, max_retries=2)

@@ -167,3 +167,36 @@ def test_batch_mode_end_to_end(videos, server, tmp_path):
     # Passes: segment + short captions, then the merge + short QA, then long QA.
     assert len(server.batches) == 3 and server.batch_lines == 9
     assert annotate(root, work, server, "--batch", "--poll-interval", "0.01") == 0 and len(server.batches) == 3
+
+
+def test_a_video_whose_replies_are_unusable_fails_alone_and_the_run_goes_on(videos, server, tmp_path):
+    root, _ = videos
+    work = tmp_path / "work"
+    # Every reply about the 10 s video is an HTTP 200 with "choices": [] (the others are fine).
+    server.fault_for = lambda body: "empty_choices" if "from a 10-second video" in json.dumps(body) else None
+    annotate(root, work, server, "--segmentation", "fixed")
+    assert set(records(work)) == {"PMV/long"}
+    logged = [r for r in JsonlStore(work / "errors", "_").records() if r["video_id"] == "SA-V/short"]
+    assert [(r["stage"], r["kind"]) for r in logged] == [
+        ("short_caption", "malformed_response"),
+        ("api", "request_failed"),
+    ]
+    assert logged[0]["attempts"] == 3  # bounded: 1 + --max-invalid-retries 2
+
+
+def test_an_unexpected_error_in_one_video_is_recorded_and_the_others_finish(videos, server, tmp_path):
+    from tests.dataset_builder.fixtures import ColourCaptioner, ColourEmbedder
+
+    class BrokenOnLong(ColourCaptioner):
+        def caption(self, frames):
+            if len(frames) == 75:  # the 75 s video
+                raise RuntimeError("captioner bug")
+            return super().caption(frames)
+
+    root, _ = videos
+    work = tmp_path / "work"
+    argv = ["annotate", "--videos", str(root), "--out", str(work), "--base-url", server.base_url, "--no-progress"]
+    main(argv, captioner_factory=BrokenOnLong, embedder_factory=ColourEmbedder)
+    assert set(records(work)) == {"SA-V/short"}
+    (logged,) = [r for r in JsonlStore(work / "errors", "_").records() if r["video_id"] == "PMV/long"]
+    assert logged["kind"] == "internal_error" and "RuntimeError: captioner bug" in logged["reason"]
