@@ -263,7 +263,14 @@ def main(argv: list[str] | None = None, captioner_factory=None, embedder_factory
     args = parser().parse_args(argv)
     try:
         if args.command == "annotate":
-            return annotate_command(args, captioner_factory, embedder_factory)
+            from .lock import WorkDirLock
+            from .videos import parse_shard
+
+            with WorkDirLock(args.out, *parse_shard(args.shard)) as lock:
+                if lock.took_over:
+                    print(f"annotate: took over the lock left by {lock.took_over.describe()}: its process is gone",
+                          file=sys.stderr)  # fmt: skip
+                return annotate_command(args, captioner_factory, embedder_factory)
         return build_command(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

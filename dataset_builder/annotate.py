@@ -8,6 +8,7 @@ Work dir layout (every store is append-only JSONL, one file per shard, see :mod:
     WORK_DIR/errors/       failed requests and failed videos, with the reason (``error_log.ErrorLog``)
     WORK_DIR/batches/      Batch API jobs (``--batch``)
     WORK_DIR/usage/        token usage and cost of each run
+    WORK_DIR/locks/        one lock file per shard: a second run on a busy shard refuses (``lock.WorkDirLock``)
     WORK_DIR/frame_cache/  each video's 1 fps frames, resized and encoded (``processing.frame_cache``), for training
 
 A finished video is skipped on re-runs; an unfinished one re-plans its requests, which hit the cache.
