@@ -16,7 +16,14 @@ import sys
 
 # Only light modules here: `--help` must not wait for torch, datasets or openai (the commands import those).
 from .frame_models import DEFAULT_CAPTIONER, DEFAULT_EMBEDDER
+from .limits import MAX_CHARS_PER_TOKEN, STAGE_MAX_TOKENS
 from .segmentation import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_THRESHOLD, FIXED_SEGMENT_SECONDS
+
+
+def stage_tokens(text: str) -> tuple[str | None, int]:
+    """``--max-tokens`` value: ``"N"`` -> ``(None, N)`` (every stage), ``"qa=N"`` -> ``("qa", N)``."""
+    stage, _, value = text.rpartition("=")
+    return stage or None, int(value)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -102,7 +109,15 @@ def parser() -> argparse.ArgumentParser:
         default=1.0,
         help="seconds; exponential backoff with full jitter (default: %(default)s)",
     )
-    a.add_argument("--max-tokens", type=int, default=1024, help="max_tokens per answer (default: %(default)s)")
+    a.add_argument(
+        "--max-tokens",
+        type=stage_tokens,
+        action="append",
+        metavar="[STAGE=]N",
+        help="max_tokens sent per answer, for every stage or one (repeatable); answers longer than "
+        f"{MAX_CHARS_PER_TOKEN} characters per token are refused (default: "
+        f"{' '.join(f'{stage}={n}' for stage, n in STAGE_MAX_TOKENS.items())})",
+    )
     a.add_argument(
         "--image-detail",
         choices=("auto", "low", "high"),
@@ -181,12 +196,15 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
     shard_name = f"shard-{index:05d}-of-{count:05d}"
     items = shard_items(list_videos(args.videos), index, count)
     price = (args.price_input, args.price_output) if args.price_input is not None else None
+    max_tokens = {}
+    for stage, tokens in args.max_tokens or ():
+        max_tokens |= {stage: tokens} if stage else dict.fromkeys(STAGE_MAX_TOKENS, tokens)
     api = ApiClient(
         JsonlStore(f"{args.out}/api_cache", shard_name),
         JsonlStore(f"{args.out}/errors", shard_name),
         model=args.model, base_url=args.base_url, concurrency=args.concurrency, timeout=args.timeout,
         max_retries=args.max_retries, max_invalid_retries=args.max_invalid_retries, backoff_base=args.backoff_base,
-        max_tokens=args.max_tokens, image_detail=args.image_detail, dry_run=args.dry_run, batch=args.batch, price=price,
+        max_tokens=max_tokens, image_detail=args.image_detail, dry_run=args.dry_run, batch=args.batch, price=price,
     )  # fmt: skip
     local = LocalSettings(
         segmentation=args.segmentation, threshold=args.threshold, min_segment_seconds=args.min_segment_seconds,

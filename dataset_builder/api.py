@@ -44,6 +44,7 @@ from typing import Any
 import openai
 
 from .error_log import ErrorLog, redact
+from .limits import MAX_CHARS_PER_TOKEN, stage_max_tokens
 from .prompts import Prompt
 from .schemas import ResponseValidationError, validate_qa_response, validate_text_response
 from .store import JsonlStore
@@ -65,6 +66,10 @@ class RequestFailed(RuntimeError):
 
 class MalformedResponse(ResponseValidationError):
     """An HTTP 200 whose body is not a usable chat completion."""
+
+
+class OversizedAnswer(ResponseValidationError):
+    """An answer longer than its stage allows (``max_tokens x MAX_CHARS_PER_TOKEN`` characters)."""
 
 
 def completion_answer(body: Any) -> tuple[str, dict[str, Any], str]:
@@ -94,6 +99,9 @@ def completion_answer(body: Any) -> tuple[str, dict[str, Any], str]:
         raise MalformedResponse(f'malformed reply: the message has no "content" string ({why})')
     usage = body.get("usage")
     return content, usage if isinstance(usage, dict) else {}, str(body.get("id") or "")
+
+
+INVALID_KINDS = {MalformedResponse: "malformed_response", OversizedAnswer: "oversized_answer"}
 
 
 def _tokens(usage: dict[str, Any], name: str) -> int:
@@ -252,7 +260,7 @@ class ApiClient:
         max_invalid_retries: int = 2,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
-        max_tokens: int = 1024,
+        max_tokens: int | dict[str, int] | None = None,
         temperature: float = 0.2,
         image_detail: str = "auto",
         dry_run: bool = False,
@@ -267,12 +275,8 @@ class ApiClient:
             )
         self.cache_store, self.error_log = cache, ErrorLog(errors)
         self.cache = cache.load_index("key")
-        self.params = {
-            "model": model,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "image_detail": image_detail,
-        }
+        self.params = {"model": model, "temperature": temperature, "image_detail": image_detail}
+        self.max_tokens = stage_max_tokens(max_tokens)
         self.max_retries, self.max_invalid_retries = max_retries, max_invalid_retries
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.dry_run, self.batch = dry_run, batch
@@ -346,6 +350,7 @@ class ApiClient:
         Raises:
             ResponseValidationError: the answer is invalid (it is not cached).
         """
+        self.check_size(stage, content)
         parsed = spec.parse(content)
         self.cache[key] = {
             "key": key, "stage": stage, "prompt": prompt_tag, "content": content, "usage": usage, "response_id": response_id
@@ -357,15 +362,40 @@ class ApiClient:
         counts.completion_tokens += _tokens(usage, "completion_tokens")
         return parsed
 
+    def params_for(self, stage: str) -> dict[str, Any]:
+        """The generation parameters of a request of ``stage`` (they enter its cache key and its body)."""
+        if stage not in self.max_tokens:
+            raise ValueError(f"Unknown stage {stage!r}; the stages are {sorted(self.max_tokens)}.")
+        return {**self.params, "max_tokens": self.max_tokens[stage]}
+
+    def check_size(self, stage: str, content: str) -> None:
+        """Raise :class:`OversizedAnswer` when ``content`` is longer than ``stage`` allows."""
+        limit = self.max_tokens[stage] * MAX_CHARS_PER_TOKEN
+        if len(content) > limit:
+            raise OversizedAnswer(
+                f"the answer has {len(content)} characters, longer than the {limit} characters a {stage} answer may "
+                f"have ({self.max_tokens[stage]} max_tokens x {MAX_CHARS_PER_TOKEN}): the server ignored max_tokens"
+            )
+
+    def _cached(self, request: ChatRequest, key: str) -> dict[str, Any] | None:
+        """The cached answer of ``key``; one that is too long (cached before the size limit) does not count."""
+        cached = self.cache.get(key)
+        if cached is None or len(cached["content"]) > self.max_tokens[request.stage] * MAX_CHARS_PER_TOKEN:
+            return None
+        return cached
+
     def is_cached(self, request: ChatRequest) -> bool:
-        return request.key(self.params) in self.cache
+        key = request.key(self.params_for(request.stage))
+        return self._cached(request, key) is not None
 
     async def complete(self, request: ChatRequest) -> Any:
         """The parsed answer (a caption string, or a list of QA dicts). Raises RequestFailed / BatchPending."""
-        key = request.key(self.params)
-        if key in self.cache:
+        params = self.params_for(request.stage)
+        key = request.key(params)
+        cached = self._cached(request, key)
+        if cached is not None:
             self.usage.stages[request.stage].cached += 1
-            return request.spec.parse(self.cache[key]["content"])
+            return request.spec.parse(cached["content"])
         if self.dry_run:
             stage = self.usage.stages[request.stage]
             prompt, out = request.estimated_tokens(self.params["image_detail"])
@@ -383,10 +413,10 @@ class ApiClient:
                 )
             if key not in self._queued:
                 jpegs = await asyncio.to_thread(request.images) if request.images else []
-                self._queued[key] = (request, request.body(self.params, jpegs))
+                self._queued[key] = (request, request.body(params, jpegs))
             raise BatchPending(key)
         jpegs = await asyncio.to_thread(request.images) if request.images else []
-        return await self._call(request, key, request.body(self.params, jpegs))
+        return await self._call(request, key, request.body(params, jpegs))
 
     async def _call(self, request: ChatRequest, key: str, body: dict[str, Any]) -> Any:
         transient = invalid = 0
@@ -404,12 +434,10 @@ class ApiClient:
                 return self.store_answer(
                     request.stage, request.prompt.tag, request.spec, key, content, usage, response_id
                 )
-            except MalformedResponse as error:
-                invalid += 1
-                kind, reason, retry = "malformed_response", str(error), invalid <= self.max_invalid_retries
             except ResponseValidationError as error:
                 invalid += 1
-                kind, reason, retry = "invalid_answer", str(error), invalid <= self.max_invalid_retries
+                kind = INVALID_KINDS.get(type(error), "invalid_answer")
+                reason, retry = str(error), invalid <= self.max_invalid_retries
             except openai.APIConnectionError as error:
                 transient += 1
                 kind, reason, retry = "connection", f"{type(error).__name__}: {error}", transient <= self.max_retries

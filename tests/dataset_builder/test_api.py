@@ -2,12 +2,14 @@
 
 import asyncio
 import base64
+import json
 import time
 
 import pytest
 
 from dataset_builder.api import ApiClient, BatchPending, ChatRequest, RequestFailed, ResponseSpec
 from dataset_builder.batch import BatchRunner
+from dataset_builder.fake_openai_server import default_content
 from dataset_builder.prompts import load_prompt
 from dataset_builder.store import JsonlStore
 
@@ -120,6 +122,29 @@ def test_an_unusable_batch_answer_is_requeued_not_raised(tmp_path, server, fault
         asyncio.run(client.complete(caption_request(1)))
     asyncio.run(runner.submit_and_collect())
     assert asyncio.run(client.complete(caption_request(1))).startswith("Caption")
+
+
+def test_max_tokens_is_sent_per_stage_and_oversized_answers_are_refused_never_cached(tmp_path, server):
+    huge = "word " * 2_000_000  # a 10 MB caption from a server that ignores max_tokens
+
+    def content(body):
+        return huge if "describe segment 1" in json.dumps(body) else default_content(body)
+
+    server.content_fn = content
+    client = make_client(tmp_path, server, max_tokens={"segment_caption": 300})
+    assert asyncio.run(client.complete(caption_request(0))).startswith("Caption")
+    assert asyncio.run(client.complete(qa_request(0)))
+    assert [body["max_tokens"] for body in server.bodies] == [300, 2048]  # the caption's setting, QA's default
+    with pytest.raises(RequestFailed, match="longer than the 2400 characters"):  # 8 characters per token
+        asyncio.run(client.complete(caption_request(1)))
+    (record,) = errors(tmp_path)
+    assert record["kind"] == "oversized_answer" and record["attempts"] == 3
+    assert len(client.cache) == 2 and (tmp_path / "cache" / "s.jsonl").stat().st_size < 10_000
+    # An oversized answer cached by an earlier version of the kit is not served either: it is asked again.
+    client.cache_store.append({**client.cache[next(iter(client.cache))], "content": huge})
+    server.content_fn = default_content
+    fresh = make_client(tmp_path, server, max_tokens={"segment_caption": 300})
+    assert asyncio.run(fresh.complete(caption_request(0))).startswith("Caption") and server.chat_requests == 6
 
 
 def test_persistent_5xx_gives_up_after_max_retries(tmp_path, server):

@@ -200,3 +200,22 @@ def test_an_unexpected_error_in_one_video_is_recorded_and_the_others_finish(vide
     assert set(records(work)) == {"SA-V/short"}
     (logged,) = [r for r in JsonlStore(work / "errors", "_").records() if r["video_id"] == "PMV/long"]
     assert logged["kind"] == "internal_error" and "RuntimeError: captioner bug" in logged["reason"]
+
+
+def test_an_oversized_caption_is_refused_never_cached_nor_forwarded(videos, server, tmp_path):
+    from dataset_builder.fake_openai_server import default_content
+
+    root, _ = videos
+    work = tmp_path / "work"
+    huge = "word " * 2_000_000  # 10 MB
+
+    def content(body):  # the caption of the long video's first segment is 10 MB
+        return huge if "spanning 0s to 10s" in json.dumps(body) else default_content(body)
+
+    server.content_fn = content
+    annotate(root, work, server, "--segmentation", "fixed", "--max-tokens", "700", "--max-tokens", "qa=900")
+    assert set(records(work)) == {"SA-V/short"}
+    sent = {("qa" if "response_format" in body else "caption", body["max_tokens"]) for body in server.bodies}
+    assert sent == {("caption", 700), ("qa", 900)}
+    assert max(len(json.dumps(body)) for body in server.bodies) < 100_000, "never sent on in a later prompt"
+    assert sum(path.stat().st_size for path in work.rglob("*.jsonl")) < 100_000, "never cached"
