@@ -119,6 +119,13 @@ def parser() -> argparse.ArgumentParser:
         f"{' '.join(f'{stage}={n}' for stage, n in STAGE_MAX_TOKENS.items())})",
     )
     a.add_argument(
+        "--response-format",
+        choices=("json_schema", "json_object"),
+        default="json_schema",
+        help="QA answers: Structured Outputs with a strict JSON schema, or JSON mode; a server that refuses json_schema "
+        "is detected at its first refusal and JSON mode is used for the rest of the run (default: %(default)s)",
+    )
+    a.add_argument(
         "--image-detail",
         choices=("auto", "low", "high"),
         default="auto",
@@ -205,6 +212,7 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
         model=args.model, base_url=args.base_url, concurrency=args.concurrency, timeout=args.timeout,
         max_retries=args.max_retries, max_invalid_retries=args.max_invalid_retries, backoff_base=args.backoff_base,
         max_tokens=max_tokens, image_detail=args.image_detail, dry_run=args.dry_run, batch=args.batch, price=price,
+        response_format=args.response_format,
     )  # fmt: skip
     local = LocalSettings(
         segmentation=args.segmentation, threshold=args.threshold, min_segment_seconds=args.min_segment_seconds,

@@ -33,6 +33,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -46,8 +47,10 @@ import openai
 from .error_log import ErrorLog, redact
 from .limits import MAX_CHARS_PER_TOKEN, stage_max_tokens
 from .prompts import Prompt
-from .schemas import ResponseValidationError, validate_qa_response, validate_text_response
+from .schemas import ResponseValidationError, parse_qa_response, qa_json_schema, validate_text_response
 from .store import JsonlStore
+
+logger = logging.getLogger(__name__)
 
 # USD per 1M tokens (input, output), list prices of Nov 2025; --price-input/--price-output override them.
 PRICES = {"gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60), "gpt-4.1": (2.00, 8.00), "gpt-4.1-mini": (0.40, 1.60)}
@@ -121,9 +124,19 @@ class ResponseSpec:
     task_types: tuple[str, ...] = ()
 
     def parse(self, content: str | None) -> Any:
+        return self.parse_with_problems(content)[0]
+
+    def parse_with_problems(self, content: str | None) -> tuple[Any, list[str]]:
+        """``(answer, problems)``: a QA answer keeps its valid items and lists the dropped ones. Raises when invalid."""
         if self.kind == "qa":
-            return validate_qa_response(content or "", self.task_types)
-        return validate_text_response(content)
+            return parse_qa_response(content or "", self.task_types)
+        return validate_text_response(content), []
+
+    def response_format(self, structured: bool) -> dict[str, Any] | None:
+        """``response_format`` of the request: a strict JSON schema (``structured``) or JSON mode for QA, else none."""
+        if self.kind != "qa":
+            return None
+        return qa_json_schema(self.task_types) if structured else {"type": "json_object"}
 
     def placeholder(self) -> Any:
         """A stand-in answer for --dry-run so later stages can be planned."""
@@ -153,7 +166,8 @@ class ChatRequest:
         material = {"prompt": self.prompt.tag, "params": params, "text": self.text, "images": list(self.image_ids)}
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
-    def body(self, params: dict[str, Any], jpegs: list[bytes]) -> dict[str, Any]:
+    def body(self, params: dict[str, Any], jpegs: list[bytes], structured: bool = True) -> dict[str, Any]:
+        """The JSON body of ``POST /chat/completions``; ``structured`` picks Structured Outputs over JSON mode."""
         detail = params.get("image_detail", "auto")
         content: list[dict[str, Any]] = [
             {
@@ -169,8 +183,9 @@ class ChatRequest:
             "temperature": params["temperature"],
             "max_tokens": params["max_tokens"],
         }
-        if self.spec.kind == "qa":
-            body["response_format"] = {"type": "json_object"}
+        response_format = self.spec.response_format(structured)
+        if response_format is not None:
+            body["response_format"] = response_format
         return body
 
     def estimated_tokens(self, detail: str) -> tuple[int, int]:
@@ -266,7 +281,10 @@ class ApiClient:
         dry_run: bool = False,
         batch: bool = False,
         price: tuple[float, float] | None = None,
+        response_format: str = "json_schema",
     ) -> None:
+        if response_format not in ("json_schema", "json_object"):
+            raise ValueError(f"response_format must be 'json_schema' or 'json_object', got {response_format!r}.")
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}.")
         if not dry_run and not os.environ.get("OPENAI_API_KEY"):
@@ -277,6 +295,7 @@ class ApiClient:
         self.cache = cache.load_index("key")
         self.params = {"model": model, "temperature": temperature, "image_detail": image_detail}
         self.max_tokens = stage_max_tokens(max_tokens)
+        self.structured = response_format == "json_schema"  # until the server refuses json_schema once
         self.max_retries, self.max_invalid_retries = max_retries, max_invalid_retries
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.dry_run, self.batch = dry_run, batch
@@ -322,7 +341,31 @@ class ApiClient:
 
     def queued_for_batch(self) -> dict[str, tuple[ChatRequest, dict[str, Any]]]:
         """Batch mode: the requests queued since the last submission, ``{key: (request, JSON body)}`` (a copy)."""
-        return dict(self._queued)
+        return {
+            key: (request, self._in_current_format(request, body)) for key, (request, body) in self._queued.items()
+        }
+
+    def _in_current_format(self, request: ChatRequest, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with the ``response_format`` of now (JSON mode once the server refused json_schema)."""
+        response_format = request.spec.response_format(self.structured)
+        return body if response_format is None else {**body, "response_format": response_format}
+
+    def refuses_json_schema(self, status: int, message: str, sent_format: str | None) -> bool:
+        """Whether an error answers a Structured Outputs request (``sent_format == "json_schema"``) with "not
+        supported". The first one switches this client to JSON mode for the rest of the run (a warning says so)."""
+        text = message.lower()
+        if not (
+            sent_format == "json_schema"
+            and status in (400, 422)
+            and ("json_schema" in text or "response_format" in text)
+        ):
+            return False
+        if self.structured:
+            self.structured = False
+            logger.warning(
+                "The server refused Structured Outputs (%s); using JSON mode for this run.", redact(message)
+            )
+        return True
 
     def mark_submitted(self, keys: Iterable[str]) -> None:
         """Batch mode: these queued requests are in a submitted batch; stop queueing them."""
@@ -344,6 +387,7 @@ class ApiClient:
         content: str,
         usage: dict,
         response_id: str = "",
+        video_id: str = "",
     ) -> Any:
         """Validate ``content``; a valid answer is appended to the cache first, then its tokens are counted.
 
@@ -351,7 +395,7 @@ class ApiClient:
             ResponseValidationError: the answer is invalid (it is not cached).
         """
         self.check_size(stage, content)
-        parsed = spec.parse(content)
+        parsed, problems = spec.parse_with_problems(content)
         self.cache[key] = {
             "key": key, "stage": stage, "prompt": prompt_tag, "content": content, "usage": usage, "response_id": response_id
         }  # fmt: skip
@@ -360,6 +404,8 @@ class ApiClient:
         counts.requests += 1
         counts.prompt_tokens += _tokens(usage, "prompt_tokens")
         counts.completion_tokens += _tokens(usage, "completion_tokens")
+        if problems:  # kept, not retried: the valid items were paid for
+            self.error_log.record(video_id, stage, "qa_items_dropped", "; ".join(problems), key=key)
         return parsed
 
     def params_for(self, stage: str) -> dict[str, Any]:
@@ -413,26 +459,28 @@ class ApiClient:
                 )
             if key not in self._queued:
                 jpegs = await asyncio.to_thread(request.images) if request.images else []
-                self._queued[key] = (request, request.body(params, jpegs))
+                self._queued[key] = (request, request.body(params, jpegs, self.structured))
             raise BatchPending(key)
         jpegs = await asyncio.to_thread(request.images) if request.images else []
-        return await self._call(request, key, request.body(params, jpegs))
+        return await self._call(request, key, params, jpegs)
 
-    async def _call(self, request: ChatRequest, key: str, body: dict[str, Any]) -> Any:
+    async def _call(self, request: ChatRequest, key: str, params: dict[str, Any], jpegs: list[bytes]) -> Any:
         transient = invalid = 0
+        body = request.body(params, jpegs, self.structured)
         while True:
             attempts = transient + invalid + 1
             delay = None
             try:
                 client = self.client
                 async with self._semaphore:
+                    body = self._in_current_format(request, body)
                     # `body` is already plain JSON: post it as is, skipping the typed-params transform that
                     # `chat.completions.create` runs on every call (most of the client's CPU per request), and read
                     # the reply's text: any 200 that is not a usable completion is a malformed answer, never a crash.
                     text = await client.post("/chat/completions", body=body, cast_to=str)
                 content, usage, response_id = completion_answer(text)
                 return self.store_answer(
-                    request.stage, request.prompt.tag, request.spec, key, content, usage, response_id
+                    request.stage, request.prompt.tag, request.spec, key, content, usage, response_id, request.video_id
                 )
             except ResponseValidationError as error:
                 invalid += 1
@@ -443,6 +491,8 @@ class ApiClient:
                 kind, reason, retry = "connection", f"{type(error).__name__}: {error}", transient <= self.max_retries
             except openai.APIStatusError as error:
                 status = error.status_code
+                if self.refuses_json_schema(status, error.message, (body.get("response_format") or {}).get("type")):
+                    continue  # the same request in JSON mode; not a failed attempt
                 retryable = status in RETRYABLE_STATUS or status >= 500
                 transient += retryable
                 kind, reason = f"http_{status}", f"HTTP {status}: {error.message}"

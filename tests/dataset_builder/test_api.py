@@ -147,6 +147,75 @@ def test_max_tokens_is_sent_per_stage_and_oversized_answers_are_refused_never_ca
     assert asyncio.run(fresh.complete(caption_request(0))).startswith("Caption") and server.chat_requests == 6
 
 
+def qa_reply(items):
+    return json.dumps({"qa": items})
+
+
+def test_json_in_code_fences_is_accepted_at_the_first_answer(tmp_path, server):
+    server.content_fn = lambda body: "```json\n" + default_content(body) + "\n```"
+    client = make_client(tmp_path, server)
+    answer = asyncio.run(client.complete(qa_request()))
+    assert [item["task_type"] for item in answer] == ["summarization", "temporal"]
+    assert server.chat_requests == 1 and errors(tmp_path) == []
+
+
+def test_invalid_qa_items_are_dropped_and_the_valid_ones_kept_without_a_retry(tmp_path, server):
+    good = [{"task_type": "summarization", "question": "Sum?", "answer": "It."},
+            {"task_type": "temporal", "question": "When?", "answer": "Then."}]  # fmt: skip
+    bad = [{"task_type": "poetry", "question": "Rhyme?", "answer": "No."},
+           {"task_type": "temporal", "question": "Order?", "answer": "  "}, "not an object"]  # fmt: skip
+    server.content_fn = lambda body: qa_reply([good[0], bad[0], good[1], bad[1], bad[2]])
+    client = make_client(tmp_path, server)
+    assert asyncio.run(client.complete(qa_request())) == good
+    assert server.chat_requests == 1
+    (record,) = errors(tmp_path)
+    assert record["kind"] == "qa_items_dropped" and record["video_id"] == "v0"
+    assert "'poetry'" in record["reason"] and "qa[3].answer" in record["reason"] and "qa[4]" in record["reason"]
+    server.content_fn = lambda body: qa_reply(bad)  # nothing usable: that is an invalid answer, retried
+    with pytest.raises(RequestFailed, match="no valid item"):
+        asyncio.run(client.complete(qa_request(1)))
+    assert server.chat_requests == 4
+
+
+def test_qa_asks_for_structured_outputs_with_a_strict_schema_of_the_requested_task_types(tmp_path, server):
+    client = make_client(tmp_path, server)
+    asyncio.run(client.complete(qa_request()))
+    asyncio.run(client.complete(caption_request()))
+    qa_body, caption_body = server.bodies
+    response_format = qa_body["response_format"]
+    assert response_format["type"] == "json_schema" and response_format["json_schema"]["strict"] is True
+    schema = response_format["json_schema"]["schema"]
+    item = schema["properties"]["qa"]["items"]
+    assert item["properties"]["task_type"]["enum"] == ["summarization", "temporal"]
+    assert set(item["required"]) == {"task_type", "question", "answer"} and item["additionalProperties"] is False
+    assert schema["required"] == ["qa"] and schema["additionalProperties"] is False
+    assert "response_format" not in caption_body
+
+
+def test_a_server_without_json_schema_is_detected_once_and_json_mode_used(tmp_path, server):
+    server.json_schema = False
+    client = make_client(tmp_path, server)
+    for i in range(3):
+        assert asyncio.run(client.complete(qa_request(i)))
+    formats = [body["response_format"]["type"] for body in server.bodies]
+    assert formats == ["json_schema", "json_object", "json_object", "json_object"]
+    assert errors(tmp_path) == [] and client.usage.stages["qa"].failed == 0
+
+
+def test_batch_mode_falls_back_to_json_mode_too(tmp_path, server):
+    server.json_schema = False
+    client = make_client(tmp_path, server, batch=True)
+    runner = BatchRunner(client, tmp_path, "s", poll_interval=0.01)
+    for _ in range(2):
+        with pytest.raises(BatchPending):
+            asyncio.run(client.complete(qa_request()))
+        asyncio.run(runner.submit_and_collect())
+    assert asyncio.run(client.complete(qa_request())) and len(server.batches) == 2
+    assert [r["kind"] for r in errors(tmp_path)] == ["batch_error"] and client.structured is False
+    second = json.loads(server.files[server.batches["batch-1"]["input_file_id"]])
+    assert second["body"]["response_format"] == {"type": "json_object"}
+
+
 def test_persistent_5xx_gives_up_after_max_retries(tmp_path, server):
     server.fault_for = lambda body: "500"
     client = make_client(tmp_path, server, max_retries=2)

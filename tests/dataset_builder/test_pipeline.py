@@ -219,3 +219,20 @@ def test_an_oversized_caption_is_refused_never_cached_nor_forwarded(videos, serv
     assert sent == {("caption", 700), ("qa", 900)}
     assert max(len(json.dumps(body)) for body in server.bodies) < 100_000, "never sent on in a later prompt"
     assert sum(path.stat().st_size for path in work.rglob("*.jsonl")) < 100_000, "never cached"
+
+
+def test_fenced_json_from_a_server_without_structured_outputs_costs_one_call_per_answer(videos, server, tmp_path):
+    from dataset_builder.fake_openai_server import default_content
+
+    root, _ = videos
+    work = tmp_path / "work"
+    server.json_schema = False
+    server.content_fn = lambda body: (
+        "```json\n" + default_content(body) + "\n```" if "response_format" in body else default_content(body)
+    )
+    annotate(root, work, server, "--segmentation", "fixed", "--concurrency", "1", "--videos-in-flight", "1")
+    assert set(records(work)) == {"PMV/long", "SA-V/short"}
+    # 8 segment captions + merge + 3 QA (75 s video), caption + QA (10 s video), and the one refused json_schema.
+    assert server.chat_requests == 12 + 2 + 1
+    formats = [body["response_format"]["type"] for body in server.bodies if "response_format" in body]
+    assert formats == ["json_schema"] + ["json_object"] * 4
