@@ -7,6 +7,10 @@ Examples::
     python -m dataset_builder annotate --videos manifest.jsonl --out work --dry-run
     python -m dataset_builder annotate --videos videos/ --out work --base-url http://localhost:8000/v1 --model Qwen/Qwen2-VL-7B-Instruct
     python -m dataset_builder build --work-dir work --out dataset [--push-to-hub user/prolongvid-data]
+
+Exit status of ``annotate``: 0 when every video of the shard is done; 2 when it refused to start (bad arguments, the
+shard locked by another run, frame models that cannot be loaded); 3 when some videos failed or still wait on a batch
+(re-run to retry them; the counts by reason are printed, the reasons are in ``WORK/errors``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,13 @@ import sys
 from .frame_models import DEFAULT_CAPTIONER, DEFAULT_EMBEDDER
 from .limits import MAX_CHARS_PER_TOKEN, STAGE_MAX_TOKENS
 from .segmentation import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_THRESHOLD, FIXED_SEGMENT_SECONDS
+
+EXIT_INCOMPLETE = 3  # some videos failed or still wait on a batch
+ANNOTATE_EXIT_STATUS = (
+    "exit status: 0 when every video of the shard is done; 2 when it refused to start (bad arguments, the shard "
+    f"locked by another run, frame models that cannot be loaded); {EXIT_INCOMPLETE} when some videos failed or still "
+    "wait on a batch (re-run to retry them; the failures are counted by reason, their reasons are in OUT/errors)"
+)
 
 
 def stage_tokens(text: str) -> tuple[str | None, int]:
@@ -36,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
         description="Local stage (1 fps frames, frame models, segmentation) and API stages (dense captions, QA) over "
         "one shard of videos, into an append-only work dir that re-runs resume from. The API key is read from "
         "OPENAI_API_KEY (any value, e.g. EMPTY, for a local server).",
+        epilog=ANNOTATE_EXIT_STATUS,
     )
     a.add_argument("--videos", required=True, help="directory of videos or a .jsonl/.csv/.txt manifest")
     a.add_argument("--out", required=True, help="work dir (created; re-runs resume from it)")
@@ -270,8 +282,9 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
     print(api.usage.summary())
     print(f"videos: {stats.done} done, {stats.skipped} already done, {stats.failed} failed, {stats.pending} pending")
     if stats.failed:
+        print(f"failed videos by reason: {stats.failure_summary()}")
         print(f"failures and their reasons: {args.out}/errors/{shard_name}.jsonl")
-    return 0
+    return EXIT_INCOMPLETE if stats.failed or stats.pending else 0
 
 
 def build_command(args: argparse.Namespace) -> int:

@@ -35,7 +35,7 @@ code calls the API through the client)::
     >>> stats = asyncio.run(annotator.run_pass(list_videos(work / "videos"), workers=4))
     >>> annotator.close()
     >>> stats
-    RunStats(done=1, skipped=0, failed=0, pending=0)
+    RunStats(done=1, skipped=0, failed=0, pending=0, failures={})
     >>> sorted(api.usage.stages)  # a 10 s video: one caption from its frames, then QA of all four task types
     ['qa', 'short_caption']
 """
@@ -46,7 +46,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -66,12 +66,21 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RunStats:
-    """Videos of one pass: annotated now, finished in an earlier run, failed (see the error log), waiting on a batch."""
+    """Videos of one pass: annotated now, finished in an earlier run, failed (see the error log), waiting on a batch;
+    ``failures`` counts the failed ones by reason (``unreadable``, or the last failure of a request: ``http_500``,
+    ``malformed_response``, ``oversized_answer``, ...)."""
 
     done: int = 0
     skipped: int = 0
     failed: int = 0
     pending: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def failure_summary(self) -> str:
+        """``"unreadable 2, http_500 1"``: reasons by count, most frequent first."""
+        return ", ".join(
+            f"{reason} {n}" for reason, n in sorted(self.failures.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
 
 
 class Annotator:
@@ -159,17 +168,17 @@ class Annotator:
             await loop.run_in_executor(self._executor, provider.jpegs, times)
         await asyncio.get_running_loop().run_in_executor(self._executor, provider.release)
 
-    async def annotate_video(self, item: VideoItem) -> str:
-        """Annotate one video; returns ``"done"``, ``"failed"`` or ``"pending"`` (batch mode)."""
+    async def annotate_video(self, item: VideoItem) -> tuple[str, str | None]:
+        """Annotate one video; returns ``("done" | "pending" | "failed", failure reason or None)``."""
         try:
             return await self._annotate_video(item)
         except Exception as error:
             # A bug must not stop the other videos: their answers in flight are paid for and must reach the cache.
             logger.exception("%s: annotation failed", item.video_id)
             self.video_failed(item, "api", "internal_error", f"{type(error).__name__}: {error}")
-            return "failed"
+            return "failed", "internal_error"
 
-    async def _annotate_video(self, item: VideoItem) -> str:
+    async def _annotate_video(self, item: VideoItem) -> tuple[str, str | None]:
         loop = asyncio.get_running_loop()
         try:
             print_key = await loop.run_in_executor(None, fingerprint, item.path)
@@ -183,18 +192,18 @@ class Annotator:
                 self.local_store.append(local.to_dict())
         except (OSError, ValueError) as error:
             self.video_failed(item, "read", "unreadable", f"{type(error).__name__}: {error}")
-            return "failed"
+            return "failed", "unreadable"
         self.bar("local", "video").update(1)
         try:
             record = await self._api_stages(item, local, provider)
         except BatchPending:
-            return "pending"
+            return "pending", None
         except RequestFailed as error:
             self.video_failed(item, "api", "request_failed", str(error), cause=error.kind)
-            return "failed"
+            return "failed", error.kind
         if not self.api.dry_run:
             self.annotations.append(record.to_dict())
-        return "done"
+        return "done", None
 
     async def _api_stages(self, item: VideoItem, local: LocalRecord, provider: FrameProvider) -> AnnotationRecord:
         settings = self.plan_settings
@@ -251,8 +260,10 @@ class Annotator:
 
         async def worker() -> None:
             while not queue.empty():
-                outcome = await self.annotate_video(queue.get_nowait())
+                outcome, reason = await self.annotate_video(queue.get_nowait())
                 setattr(stats, outcome, getattr(stats, outcome) + 1)
+                if reason:
+                    stats.failures[reason] = stats.failures.get(reason, 0) + 1
                 videos_bar.update(1)
 
         await asyncio.gather(*(worker() for _ in range(max(1, workers))))
