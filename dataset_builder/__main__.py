@@ -200,7 +200,25 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+def load_frame_models(args: argparse.Namespace, captioner_factory=None, embedder_factory=None) -> tuple:
+    """``(captioner, embedder)`` for semantic segmentation, else ``(None, None)``: loaded once, before any video and
+    before the heavy imports, so a model that cannot be loaded stops the run in seconds with the fix."""
+    if args.segmentation != "semantic":
+        return None, None
+    from functools import partial
+
+    from .frame_models import Florence2Captioner, ImageTextEmbedder, load_frame_model
+
+    captioner_factory = captioner_factory or partial(Florence2Captioner, args.frame_captioner)
+    embedder_factory = embedder_factory or partial(ImageTextEmbedder, args.embedder)
+    return (
+        load_frame_model("frame captioner", "--frame-captioner", args.frame_captioner, captioner_factory),
+        load_frame_model("embedder", "--embedder", args.embedder, embedder_factory),
+    )
+
+
 def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_factory=None) -> int:
+    captioner, embedder = load_frame_models(args, captioner_factory, embedder_factory)
     import asyncio
 
     from .annotate import Annotator, write_usage
@@ -232,14 +250,6 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
         embedder=args.embedder,
     )  # fmt: skip
     plan = PlanSettings(args.frames_per_segment, args.frames_short_video, questions_per_type=args.questions_per_type)
-    if captioner_factory is None:
-        from .frame_models import Florence2Captioner, ImageTextEmbedder
-
-        def captioner_factory():
-            return Florence2Captioner(args.frame_captioner)
-
-        def embedder_factory():
-            return ImageTextEmbedder(args.embedder)
 
     frame_cache = None
     if not args.no_frame_cache and not args.dry_run:
@@ -250,7 +260,7 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
             quality=args.frame_cache_quality, size=args.frame_cache_size, resize_mode=args.frame_cache_resize,
         )  # fmt: skip
     annotator = Annotator(
-        args.out, shard_name, api, local, plan, captioner_factory, embedder_factory, not args.no_progress, frame_cache
+        args.out, shard_name, api, local, plan, captioner, embedder, not args.no_progress, frame_cache
     )
     workers = args.videos_in_flight or args.concurrency
     print(f"annotate: {len(items)} videos in shard {index}/{count} -> {args.out}", file=sys.stderr)

@@ -55,6 +55,7 @@ from tqdm.auto import tqdm
 from processing.frame_cache import FrameCache
 
 from .api import ApiClient, BatchPending, ChatRequest, RequestFailed
+from .frame_models import FrameCaptioner, FrameEmbedder
 from .local_stage import LocalSettings, run_local_stage
 from .plan import PlanSettings, qa_requests, segment_caption_requests, short_caption_request, video_caption_request
 from .records import AnnotationRecord, CaptionedSegment, LocalRecord, QAPair
@@ -84,7 +85,11 @@ class RunStats:
 
 
 class Annotator:
-    """Holds the stores, the API client, the lazily built frame models and the progress bars of one run."""
+    """Holds the stores, the API client, the frame models and the progress bars of one run.
+
+    ``captioner`` and ``embedder`` are loaded models (:mod:`dataset_builder.frame_models`); semantic segmentation needs
+    both, fixed segmentation neither.
+    """
 
     def __init__(
         self,
@@ -93,8 +98,8 @@ class Annotator:
         api: ApiClient,
         local_settings: LocalSettings,
         plan_settings: PlanSettings,
-        captioner_factory=None,
-        embedder_factory=None,
+        captioner: FrameCaptioner | None = None,
+        embedder: FrameEmbedder | None = None,
         progress: bool = True,
         frame_cache=None,
     ) -> None:
@@ -108,8 +113,11 @@ class Annotator:
         }
         self.frame_cache = frame_cache
         self.cached_videos = set(FrameCache(frame_cache.cache_dir).entries) if frame_cache is not None else set()
-        self._factories = {"captioner": captioner_factory, "embedder": embedder_factory}
-        self._models: dict[str, object] = {}
+        if local_settings.segmentation == "semantic" and (captioner is None or embedder is None):
+            raise ValueError(
+                "Semantic segmentation needs a frame captioner and an embedder (or --segmentation fixed)."
+            )
+        self.captioner, self.embedder = captioner, embedder
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-stage")
         self.progress = progress
         self.bars: dict[str, tqdm] = {}
@@ -120,22 +128,13 @@ class Annotator:
             self.bars[name] = tqdm(total=0, desc=name, unit=unit, position=len(self.bars), disable=not self.progress)
         return self.bars[name]
 
-    def model(self, kind: str):
-        if kind not in self._models:
-            factory = self._factories[kind]
-            self._models[kind] = factory() if factory else None
-        return self._models[kind]
-
     def video_failed(self, item: VideoItem, stage: str, kind: str, reason: str, **fields) -> None:
         self.errors.record(item.video_id, stage, kind, reason, video=item.path, **fields)
 
     def _local(self, item: VideoItem, print_key: str) -> tuple[LocalRecord, FrameProvider]:
         """Runs in the single local-stage thread (decoding and models never run concurrently)."""
-        needs_models = self.local_settings.segmentation == "semantic"
-        captioner = self.model("captioner") if needs_models else None
-        embedder = self.model("embedder") if needs_models else None
         return run_local_stage(
-            item, self.local_settings, print_key, partial(self.frame_provider, item), captioner, embedder
+            item, self.local_settings, print_key, partial(self.frame_provider, item), self.captioner, self.embedder
         )
 
     def frame_provider(self, item: VideoItem, path: str, size: tuple[int, int], fps: float) -> FrameProvider:
