@@ -19,7 +19,7 @@ Example (``dry_run=True``: runs the local stage, plans and prices every call, ca
 code calls the API through the client)::
 
     >>> import asyncio, tempfile
-    >>> from pathlib import Path
+    >>> from pathlib import Path, PurePath
     >>> from dataset_builder.annotate import Annotator
     >>> from dataset_builder.api import ApiClient
     >>> from dataset_builder.local_stage import LocalSettings
@@ -48,7 +48,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from tqdm.auto import tqdm
 
@@ -229,6 +229,7 @@ class Annotator:
         return AnnotationRecord(
             video_id=item.video_id,
             video=item.path,
+            relative_video=item.relative or PurePath(item.path).name,
             source=item.source,
             fingerprint=local.fingerprint,
             duration=local.duration,

@@ -10,8 +10,10 @@ Output layout (``load_dataset(DATASET_DIR, "stage1")`` reads it through the card
 
 Training rows: one per QA pair plus one dense-caption row per video ("Describe this video in detail."), in the
 contract's chat format with the video item first in the user turn. Videos of 20 minutes or more get no training rows.
-``video`` is the absolute path of the source file, or ``videos/<file>`` relative to the dataset dir with
-``--copy-videos`` (needed for a self-contained Hub dataset).
+The training rows' ``video`` is the absolute path of the source file (the trainer opens it), or ``videos/<file>``
+relative to the dataset dir with ``--copy-videos`` (needed for a self-contained Hub dataset). The ``captions`` table
+never publishes a local path: its ``video`` is the path relative to the videos root, or ``videos/<file>`` with
+``--copy-videos``.
 
 Example (a work dir with one finished video, written by hand here; ``annotate`` writes it for real)::
 
@@ -76,11 +78,11 @@ def failed_videos(work_dir: str | Path, finished: set[str]) -> dict[str, str]:
     return failures
 
 
-def caption_row(record: AnnotationRecord) -> dict:
-    """Annotation record -> ``captions`` row (``CAPTIONS_FEATURES``)."""
+def caption_row(record: AnnotationRecord, video: str) -> dict:
+    """Annotation record -> ``captions`` row (``CAPTIONS_FEATURES``); ``video`` is the path the table publishes."""
     return {
         "video_id": record.video_id,
-        "video": record.video,
+        "video": video,
         "source": record.source,
         "duration": record.duration,
         "fps": record.fps,
@@ -145,14 +147,14 @@ def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool =
     if not records:
         raise ValueError(f"No finished videos in {work_dir}/annotations; nothing to build.")
     out.mkdir(parents=True, exist_ok=True)
-    videos = {}
+    videos, published = {}, {}
     for record in records:
-        videos[record.video_id] = record.video
+        videos[record.video_id], published[record.video_id] = record.video, record.relative_video
         if copy_videos:
             target = Path("videos") / f"{record.video_id.replace('/', '__')}{Path(record.video).suffix}"
             (out / target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(record.video, out / target)
-            videos[record.video_id] = target.as_posix()
+            videos[record.video_id] = published[record.video_id] = target.as_posix()
     source = Dataset.from_list(
         [
             {"video_id": r.video_id, "source": r.source, "duration": r.duration, "qa": [asdict(p) for p in r.qa]}
@@ -165,7 +167,10 @@ def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool =
         stage = stage_of(record.duration)
         if stage:
             stages[stage].extend(training_rows(record, videos[record.video_id]))
-    tables = {"captions": _table([caption_row(r) for r in records], CAPTIONS_FEATURES), "qa": qa}
+    tables = {
+        "captions": _table([caption_row(r, published[r.video_id]) for r in records], CAPTIONS_FEATURES),
+        "qa": qa,
+    }
     tables |= {stage: _table(rows, TRAINING_FEATURES) for stage, rows in stages.items()}
     written = [config for config, dataset in tables.items() if _write(dataset, out, config)]
     copy_frame_cache(Path(work_dir) / "frame_cache", out / "frame_cache")

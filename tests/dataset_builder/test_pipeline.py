@@ -262,3 +262,24 @@ def test_annotate_help_documents_the_exit_status(capsys):
         main(["annotate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "exit status: 0 when every video of the shard is done" in text and "3 when some videos failed" in text
+
+
+def test_the_captions_table_stores_video_paths_relative_to_the_videos_root(videos, server, tmp_path):
+    root, _ = videos
+    inside, outside = tmp_path / "set" / "clips" / "a.mp4", tmp_path / "elsewhere" / "b.mp4"
+    for target in (inside, outside):
+        target.parent.mkdir(parents=True)
+        shutil.copy(root / "SA-V" / "short.mp4", target)
+    manifest = tmp_path / "set" / "videos.jsonl"
+    manifest.write_text(json.dumps({"path": "clips/a.mp4"}) + "\n" + json.dumps({"path": str(outside)}) + "\n")
+    for source, work, expected in (
+        (root, tmp_path / "w1", ["PMV/long.mp4", "SA-V/short.mp4"]),
+        (manifest, tmp_path / "w2", ["b.mp4", "clips/a.mp4"]),  # b.mp4 is outside the root: its name only
+    ):
+        annotate(source, work, server, "--segmentation", "fixed")
+        out = tmp_path / f"{work.name}-dataset"
+        assert main(["build", "--work-dir", str(work), "--out", str(out)]) == 0
+        captions = load_dataset(str(out), "captions", split="train", cache_dir=str(tmp_path / "hf"))
+        assert sorted(captions["video"]) == expected
+        parquet = b"".join(p.read_bytes() for p in (out / "captions").glob("*.parquet"))
+        assert str(tmp_path).encode() not in parquet and str(root).encode() not in parquet
