@@ -2,11 +2,15 @@
 
 Output layout (``load_dataset(DATASET_DIR, "stage1")`` reads it through the card's YAML ``configs:``)::
 
-    DATASET_DIR/captions/train-00000-of-00001.parquet   CAPTIONS_FEATURES, one row per video
-    DATASET_DIR/qa/train-00000-of-00001.parquet         QA_FEATURES, one row per question
-    DATASET_DIR/stage{1,2,3}/train-00000-of-00001.parquet  TRAINING_FEATURES (team contract "Training rows")
+    DATASET_DIR/captions/train-<hash>.parquet   CAPTIONS_FEATURES, one row per video
+    DATASET_DIR/qa/train-<hash>.parquet         QA_FEATURES, one row per question
+    DATASET_DIR/stage{1,2,3}/train-<hash>.parquet  TRAINING_FEATURES (team contract "Training rows")
     DATASET_DIR/plots/*.png, DATASET_DIR/README.md
     DATASET_DIR/frame_cache/                            the annotator's frame cache (video_id -> cached frames)
+
+``<hash>`` is the file's content hash and the card names each file exactly: datasets 5.x caches a local folder by its
+name and its ``data_files`` patterns, not by content, so a rebuild into the same folder must change them to be read
+fresh by ``load_dataset(DATASET_DIR, config)``; each build removes the files of the one before.
 
 Training rows: one per QA pair plus one dense-caption row per video ("Describe this video in detail."), in the
 contract's chat format with the video item first in the user turn. Videos of 20 minutes or more get no training rows.
@@ -40,6 +44,7 @@ Example (a work dir with one finished video, written by hand here; ``annotate`` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -129,15 +134,21 @@ def _table(rows: list[dict], features) -> Dataset:
     return Dataset.from_list(rows, features=features)
 
 
-def _write(dataset: Dataset, out_dir: Path, config: str) -> bool:
-    """Replace ``out_dir/config`` with the dataset's Parquet file; an empty config gets no files (``load_dataset``
-    cannot read a split without rows), and the card leaves it out of ``configs:``. Returns whether it was written."""
+def _write(dataset: Dataset, out_dir: Path, config: str) -> str | None:
+    """Replace ``out_dir/config`` with the dataset's Parquet file ``train-<content hash>.parquet``; returns its path
+    relative to ``out_dir``. The name changes with the content, so ``load_dataset(out_dir, config)`` never serves an
+    earlier build from its cache. An empty config gets no file (``load_dataset`` cannot read a split without rows) and
+    ``None``: the card leaves it out of ``configs:``."""
     shutil.rmtree(out_dir / config, ignore_errors=True)
     if len(dataset) == 0:
-        return False
+        return None
     (out_dir / config).mkdir(parents=True)
-    dataset.to_parquet(str(out_dir / config / "train-00000-of-00001.parquet"))
-    return True
+    staging = out_dir / config / "train.parquet.tmp"
+    dataset.to_parquet(str(staging))
+    digest = hashlib.sha256(staging.read_bytes()).hexdigest()[:16]
+    name = f"{config}/train-{digest}.parquet"
+    os.replace(staging, out_dir / name)
+    return name
 
 
 def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool = False) -> dict:
@@ -172,7 +183,8 @@ def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool =
         "qa": qa,
     }
     tables |= {stage: _table(rows, TRAINING_FEATURES) for stage, rows in stages.items()}
-    written = [config for config, dataset in tables.items() if _write(dataset, out, config)]
+    files = {config: _write(dataset, out, config) for config, dataset in tables.items()}
+    written = {config: path for config, path in files.items() if path}
     copy_frame_cache(Path(work_dir) / "frame_cache", out / "frame_cache")
     failures = failed_videos(work_dir, set(videos))
     counts = {stage: len(rows) for stage, rows in stages.items()}
@@ -202,6 +214,7 @@ def push_to_hub(out_dir: str | Path, repo_id: str, private: bool = False, token:
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     commit = api.upload_folder(
-        folder_path=str(out_dir), repo_id=repo_id, repo_type="dataset", commit_message="Upload ProLongVid dataset"
-    )
+        folder_path=str(out_dir), repo_id=repo_id, repo_type="dataset", commit_message="Upload ProLongVid dataset",
+        delete_patterns=[f"{config}/*.parquet" for config in CONFIGS],  # an earlier build's data files
+    )  # fmt: skip
     return str(getattr(commit, "commit_url", commit))

@@ -111,6 +111,7 @@ def test_annotate_build_load(videos, server, tmp_path, capsys):
     )
     kwargs = hf_api.return_value.upload_folder.call_args.kwargs
     assert kwargs["repo_id"] == "me/data" and kwargs["folder_path"] == str(out) and kwargs["repo_type"] == "dataset"
+    assert "stage1/*.parquet" in kwargs["delete_patterns"]  # the Hub repo keeps no earlier build's data files
     copied = load_dataset(str(out), "stage1", split="train", cache_dir=str(tmp_path / "hf_cache2"))
     assert all((out / path).is_file() for path in copied["video"])
 
