@@ -20,7 +20,7 @@ import sys
 
 # Only light modules here: `--help` must not wait for torch, datasets or openai (the commands import those).
 from .frame_models import DEFAULT_CAPTIONER, DEFAULT_EMBEDDER
-from .limits import MAX_CHARS_PER_TOKEN, STAGE_MAX_TOKENS
+from .limits import DEFAULT_IMAGE_DETAIL, MAX_CHARS_PER_TOKEN, MAX_FRAMES_PER_REQUEST, STAGE_MAX_TOKENS
 from .segmentation import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_THRESHOLD, FIXED_SEGMENT_SECONDS
 
 EXIT_INCOMPLETE = 3  # some videos failed or still wait on a batch
@@ -89,13 +89,17 @@ def parser() -> argparse.ArgumentParser:
         "--frame-size", type=int, default=512, help="long side of decoded frames, pixels (default: %(default)s)"
     )
     a.add_argument(
-        "--frames-per-segment", type=int, default=8, help="frames sent per segment caption (default: %(default)s)"
+        "--frames-per-segment",
+        type=int,
+        default=MAX_FRAMES_PER_REQUEST,
+        help="most frames sent per segment caption: its 1-fps frames, evenly thinned beyond this; --dry-run shows the "
+        "tokens and cost (default: %(default)s, i.e. 1 fps for segments up to 2 minutes)",
     )
     a.add_argument(
         "--frames-short-video",
         type=int,
-        default=16,
-        help="frames sent for the single caption of a video under 60 s (default: %(default)s)",
+        default=MAX_FRAMES_PER_REQUEST,
+        help="most frames sent for the single caption of a video under 60 s (default: %(default)s)",
     )
     a.add_argument(
         "--questions-per-type", type=int, default=1, help="questions asked per task type (default: %(default)s)"
@@ -140,8 +144,9 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--image-detail",
         choices=("auto", "low", "high"),
-        default="auto",
-        help="image_url detail of the frames sent (default: %(default)s)",
+        default=DEFAULT_IMAGE_DETAIL,
+        help="image_url detail of the frames sent: low is 85 tokens a frame seen at 512 x 512 (nothing lost at "
+        "--frame-size 512), high/auto 85 + 170 per 512-px tile (default: %(default)s)",
     )
     a.add_argument(
         "--price-input",

@@ -45,7 +45,7 @@ from typing import Any
 import openai
 
 from .error_log import ErrorLog, redact
-from .limits import MAX_CHARS_PER_TOKEN, stage_max_tokens
+from .limits import DEFAULT_IMAGE_DETAIL, MAX_CHARS_PER_TOKEN, stage_max_tokens
 from .prompts import Prompt
 from .schemas import ResponseValidationError, parse_qa_response, qa_json_schema, validate_text_response
 from .store import JsonlStore
@@ -168,7 +168,7 @@ class ChatRequest:
 
     def body(self, params: dict[str, Any], jpegs: list[bytes], structured: bool = True) -> dict[str, Any]:
         """The JSON body of ``POST /chat/completions``; ``structured`` picks Structured Outputs over JSON mode."""
-        detail = params.get("image_detail", "auto")
+        detail = params["image_detail"]
         content: list[dict[str, Any]] = [
             {
                 "type": "image_url",
@@ -213,9 +213,12 @@ def image_tokens(width: int, height: int, detail: str = "auto") -> int:
 
 @dataclass
 class StageUsage:
+    """Counts of one stage: answers bought, served from the cache, failed for good, frames sent, tokens."""
+
     requests: int = 0
     cached: int = 0
     failed: int = 0
+    frames: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -241,7 +244,8 @@ class UsageTracker:
         head = "estimated (dry run)" if self.estimated else "actual"
         lines = [
             f"API usage, {head}, model {self.model}:",
-            f"{'stage':<18}{'calls':>7}{'cached':>8}{'failed':>8}{'prompt tok':>12}{'output tok':>12}{'cost USD':>10}",
+            f"{'stage':<18}{'calls':>7}{'cached':>8}{'failed':>8}{'frames':>8}{'prompt tok':>12}{'output tok':>12}"
+            f"{'cost USD':>10}",
         ]
         total = StageUsage()
         for name, usage in sorted(self.stages.items()) + [("total", total)]:
@@ -251,7 +255,8 @@ class UsageTracker:
             cost = self.cost(usage)
             cost_text = "n/a" if cost is None else f"{cost:.4f}"
             lines.append(
-                f"{name:<18}{usage.requests:>7}{usage.cached:>8}{usage.failed:>8}{usage.prompt_tokens:>12}{usage.completion_tokens:>12}{cost_text:>10}"
+                f"{name:<18}{usage.requests:>7}{usage.cached:>8}{usage.failed:>8}{usage.frames:>8}"
+                f"{usage.prompt_tokens:>12}{usage.completion_tokens:>12}{cost_text:>10}"
             )
         return "\n".join(lines)
 
@@ -277,7 +282,7 @@ class ApiClient:
         backoff_max: float = 60.0,
         max_tokens: int | dict[str, int] | None = None,
         temperature: float = 0.2,
-        image_detail: str = "auto",
+        image_detail: str = DEFAULT_IMAGE_DETAIL,
         dry_run: bool = False,
         batch: bool = False,
         price: tuple[float, float] | None = None,
@@ -388,6 +393,7 @@ class ApiClient:
         usage: dict,
         response_id: str = "",
         video_id: str = "",
+        frames: int = 0,
     ) -> Any:
         """Validate ``content``; a valid answer is appended to the cache first, then its tokens are counted.
 
@@ -402,6 +408,7 @@ class ApiClient:
         self.cache_store.append(self.cache[key])
         counts = self.usage.stages[stage]
         counts.requests += 1
+        counts.frames += frames
         counts.prompt_tokens += _tokens(usage, "prompt_tokens")
         counts.completion_tokens += _tokens(usage, "completion_tokens")
         if problems:  # kept, not retried: the valid items were paid for
@@ -445,11 +452,10 @@ class ApiClient:
         if self.dry_run:
             stage = self.usage.stages[request.stage]
             prompt, out = request.estimated_tokens(self.params["image_detail"])
-            stage.requests, stage.prompt_tokens, stage.completion_tokens = (
-                stage.requests + 1,
-                stage.prompt_tokens + prompt,
-                stage.completion_tokens + out,
-            )
+            stage.requests += 1
+            stage.frames += len(request.image_ids)
+            stage.prompt_tokens += prompt
+            stage.completion_tokens += out
             return request.spec.placeholder()
         if self.batch:
             if self._batch_failures[key] > self.max_invalid_retries:
@@ -480,8 +486,9 @@ class ApiClient:
                     text = await client.post("/chat/completions", body=body, cast_to=str)
                 content, usage, response_id = completion_answer(text)
                 return self.store_answer(
-                    request.stage, request.prompt.tag, request.spec, key, content, usage, response_id, request.video_id
-                )
+                    request.stage, request.prompt.tag, request.spec, key, content, usage, response_id,
+                    request.video_id, len(request.image_ids),
+                )  # fmt: skip
             except ResponseValidationError as error:
                 invalid += 1
                 kind = INVALID_KINDS.get(type(error), "invalid_answer")

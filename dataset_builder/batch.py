@@ -77,6 +77,7 @@ class BatchRunner:
                 "kind": r.spec.kind,
                 "task_types": list(r.spec.task_types),
                 "response_format": (body.get("response_format") or {}).get("type"),
+                "frames": len(r.image_ids),
             }
             for key, (r, body) in queued.items()
         }
@@ -131,8 +132,9 @@ class BatchRunner:
         try:
             content, usage, response_id = completion_answer(response.get("body"))
             self.api.store_answer(
-                meta["stage"], meta["prompt"], spec, key, content, usage, response_id, meta["video_id"]
-            )
+                meta["stage"], meta["prompt"], spec, key, content, usage, response_id, meta["video_id"],
+                meta.get("frames", 0),
+            )  # fmt: skip
         except ResponseValidationError as error:
             self._fail(key, meta, f"invalid answer: {error}", kind="invalid_batch_answer")
 

@@ -1,4 +1,9 @@
-"""Answer size limits of the paid stages (a light module: the command line shows them in ``--help``).
+"""Sizes of the paid requests: frames sent per caption and answer limits (a light module: ``--help`` shows them).
+
+Caption requests send a segment's 1-fps frames (paper Table 1: GPT-4o annotates at an average 1 fps), evenly thinned
+to at most ``MAX_FRAMES_PER_REQUEST`` (120: every frame of segments up to 2 minutes), as ``image_url`` parts of detail
+``DEFAULT_IMAGE_DETAIL``. ``low`` costs 85 tokens a frame and shows the model a 512 x 512 rendering, which loses
+nothing at the default 512-px decode size; ``high``/``auto`` cost 85 + 170 per 512-px tile (255 for a 512 x 288 frame).
 
 Every request sends its stage's ``max_tokens``; an answer longer than ``max_tokens x MAX_CHARS_PER_TOKEN`` characters
 comes from a server that ignored ``max_tokens`` and is refused as invalid: never cached, never sent on inside a
@@ -12,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+MAX_FRAMES_PER_REQUEST = 120
+DEFAULT_IMAGE_DETAIL = "low"
 # A dense caption of a 20-minute video merges many segment captions, hence the larger video_caption budget.
 STAGE_MAX_TOKENS = {"short_caption": 1024, "segment_caption": 1024, "video_caption": 2048, "qa": 2048}
 # English runs ~4 characters per token; twice that per allowed token cannot be an answer that respected max_tokens.
