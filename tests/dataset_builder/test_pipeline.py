@@ -59,7 +59,7 @@ def test_annotate_build_load(videos, server, tmp_path, capsys):
         found = {}
         for qa in record["qa"]:
             found.setdefault(qa["strategy"], set()).add(qa["task_type"])
-            assert qa["prompt_version"].endswith("@1.0")
+            assert qa["prompt_version"].endswith("@1.1")  # the QA prompts with example instructions
         assert found == {s: set(STRATEGY_TASK_TYPES[s]) for s in strategies}
     failed = {r["video_id"]: r["reason"] for r in JsonlStore(work / "errors", "_").records() if r["stage"] == "read"}
     assert set(failed) == {"PMV/corrupt", "PMV/empty"} and "0 bytes" in failed["PMV/empty"]
