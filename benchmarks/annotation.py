@@ -52,7 +52,7 @@ def api_throughput(base_url: str, concurrency: int, count: int) -> float:
                            concurrency=concurrency, timeout=30)  # fmt: skip
         prompt = load_prompt("video_caption")
         requests = [
-            ChatRequest("bench", f"v{i}", prompt, f"segment captions of video {i}", ResponseSpec("text"))
+            ChatRequest("video_caption", f"v{i}", prompt, f"segment captions of video {i}", ResponseSpec("text"))
             for i in range(count)
         ]
 

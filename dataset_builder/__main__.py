@@ -8,6 +8,10 @@ Examples::
     python -m dataset_builder annotate --videos videos/ --out work --base-url http://localhost:8000/v1 --model Qwen/Qwen2-VL-7B-Instruct
     python -m dataset_builder build --work-dir work --out dataset [--push-to-hub user/prolongvid-data]
     python -m dataset_builder import --annotations ProLongVid_data/annotations --media-root ProLongVid_data --out data
+
+Exit status of ``annotate``: 0 when every video of the shard is done; 2 when it refused to start (bad arguments, the
+shard locked by another run, frame models that cannot be loaded); 3 when some videos failed or still wait on a batch
+(re-run to retry them; the counts by reason are printed, the reasons are in ``WORK/errors``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 
 # Only light modules here: `--help` must not wait for torch, datasets or openai (the commands import those).
 from .frame_models import DEFAULT_CAPTIONER, DEFAULT_EMBEDDER
+from .limits import DEFAULT_IMAGE_DETAIL, MAX_CHARS_PER_TOKEN, MAX_FRAMES_PER_REQUEST, STAGE_MAX_TOKENS
 from .segmentation import DEFAULT_MIN_SEGMENT_SECONDS, DEFAULT_THRESHOLD, FIXED_SEGMENT_SECONDS
 
 IMAGE_CONFIGS = (
@@ -24,6 +29,18 @@ IMAGE_CONFIGS = (
     "image_knowledge",
     "image_sft",
 )  # as dataset_builder.schemas (which loads datasets)
+EXIT_INCOMPLETE = 3  # some videos failed or still wait on a batch
+ANNOTATE_EXIT_STATUS = (
+    "exit status: 0 when every video of the shard is done; 2 when it refused to start (bad arguments, the shard "
+    f"locked by another run, frame models that cannot be loaded); {EXIT_INCOMPLETE} when some videos failed or still "
+    "wait on a batch (re-run to retry them; the failures are counted by reason, their reasons are in OUT/errors)"
+)
+
+
+def stage_tokens(text: str) -> tuple[str | None, int]:
+    """``--max-tokens`` value: ``"N"`` -> ``(None, N)`` (every stage), ``"qa=N"`` -> ``("qa", N)``."""
+    stage, _, value = text.rpartition("=")
+    return stage or None, int(value)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
         description="Local stage (1 fps frames, frame models, segmentation) and API stages (dense captions, QA) over "
         "one shard of videos, into an append-only work dir that re-runs resume from. The API key is read from "
         "OPENAI_API_KEY (any value, e.g. EMPTY, for a local server).",
+        epilog=ANNOTATE_EXIT_STATUS,
     )
     a.add_argument("--videos", required=True, help="directory of videos or a .jsonl/.csv/.txt manifest")
     a.add_argument("--out", required=True, help="work dir (created; re-runs resume from it)")
@@ -77,13 +95,17 @@ def parser() -> argparse.ArgumentParser:
         "--frame-size", type=int, default=512, help="long side of decoded frames, pixels (default: %(default)s)"
     )
     a.add_argument(
-        "--frames-per-segment", type=int, default=8, help="frames sent per segment caption (default: %(default)s)"
+        "--frames-per-segment",
+        type=int,
+        default=MAX_FRAMES_PER_REQUEST,
+        help="most frames sent per segment caption: its 1-fps frames, evenly thinned beyond this; --dry-run shows the "
+        "tokens and cost (default: %(default)s, i.e. 1 fps for segments up to 2 minutes)",
     )
     a.add_argument(
         "--frames-short-video",
         type=int,
-        default=16,
-        help="frames sent for the single caption of a video under 60 s (default: %(default)s)",
+        default=MAX_FRAMES_PER_REQUEST,
+        help="most frames sent for the single caption of a video under 60 s (default: %(default)s)",
     )
     a.add_argument(
         "--questions-per-type", type=int, default=1, help="questions asked per task type (default: %(default)s)"
@@ -109,12 +131,28 @@ def parser() -> argparse.ArgumentParser:
         default=1.0,
         help="seconds; exponential backoff with full jitter (default: %(default)s)",
     )
-    a.add_argument("--max-tokens", type=int, default=1024, help="max_tokens per answer (default: %(default)s)")
+    a.add_argument(
+        "--max-tokens",
+        type=stage_tokens,
+        action="append",
+        metavar="[STAGE=]N",
+        help="max_tokens sent per answer, for every stage or one (repeatable); answers longer than "
+        f"{MAX_CHARS_PER_TOKEN} characters per token are refused (default: "
+        f"{' '.join(f'{stage}={n}' for stage, n in STAGE_MAX_TOKENS.items())})",
+    )
+    a.add_argument(
+        "--response-format",
+        choices=("json_schema", "json_object"),
+        default="json_schema",
+        help="QA answers: Structured Outputs with a strict JSON schema, or JSON mode; a server that refuses json_schema "
+        "is detected at its first refusal and JSON mode is used for the rest of the run (default: %(default)s)",
+    )
     a.add_argument(
         "--image-detail",
         choices=("auto", "low", "high"),
-        default="auto",
-        help="image_url detail of the frames sent (default: %(default)s)",
+        default=DEFAULT_IMAGE_DETAIL,
+        help="image_url detail of the frames sent: low is 85 tokens a frame seen at 512 x 512 (nothing lost at "
+        "--frame-size 512), high/auto 85 + 170 per 512-px tile (default: %(default)s)",
     )
     a.add_argument(
         "--price-input",
@@ -210,7 +248,25 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+def load_frame_models(args: argparse.Namespace, captioner_factory=None, embedder_factory=None) -> tuple:
+    """``(captioner, embedder)`` for semantic segmentation, else ``(None, None)``: loaded once, before any video and
+    before the heavy imports, so a model that cannot be loaded stops the run in seconds with the fix."""
+    if args.segmentation != "semantic":
+        return None, None
+    from functools import partial
+
+    from .frame_models import Florence2Captioner, ImageTextEmbedder, load_frame_model
+
+    captioner_factory = captioner_factory or partial(Florence2Captioner, args.frame_captioner)
+    embedder_factory = embedder_factory or partial(ImageTextEmbedder, args.embedder)
+    return (
+        load_frame_model("frame captioner", "--frame-captioner", args.frame_captioner, captioner_factory),
+        load_frame_model("embedder", "--embedder", args.embedder, embedder_factory),
+    )
+
+
 def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_factory=None) -> int:
+    captioner, embedder = load_frame_models(args, captioner_factory, embedder_factory)
     import asyncio
 
     from .annotate import Annotator, write_usage
@@ -225,12 +281,16 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
     shard_name = f"shard-{index:05d}-of-{count:05d}"
     items = shard_items(list_videos(args.videos), index, count)
     price = (args.price_input, args.price_output) if args.price_input is not None else None
+    max_tokens = {}
+    for stage, tokens in args.max_tokens or ():
+        max_tokens |= {stage: tokens} if stage else dict.fromkeys(STAGE_MAX_TOKENS, tokens)
     api = ApiClient(
         JsonlStore(f"{args.out}/api_cache", shard_name),
         JsonlStore(f"{args.out}/errors", shard_name),
         model=args.model, base_url=args.base_url, concurrency=args.concurrency, timeout=args.timeout,
         max_retries=args.max_retries, max_invalid_retries=args.max_invalid_retries, backoff_base=args.backoff_base,
-        max_tokens=args.max_tokens, image_detail=args.image_detail, dry_run=args.dry_run, batch=args.batch, price=price,
+        max_tokens=max_tokens, image_detail=args.image_detail, dry_run=args.dry_run, batch=args.batch, price=price,
+        response_format=args.response_format,
     )  # fmt: skip
     local = LocalSettings(
         segmentation=args.segmentation, threshold=args.threshold, min_segment_seconds=args.min_segment_seconds,
@@ -238,14 +298,6 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
         embedder=args.embedder,
     )  # fmt: skip
     plan = PlanSettings(args.frames_per_segment, args.frames_short_video, questions_per_type=args.questions_per_type)
-    if captioner_factory is None:
-        from .frame_models import Florence2Captioner, ImageTextEmbedder
-
-        def captioner_factory():
-            return Florence2Captioner(args.frame_captioner)
-
-        def embedder_factory():
-            return ImageTextEmbedder(args.embedder)
 
     frame_cache = None
     if not args.no_frame_cache and not args.dry_run:
@@ -256,7 +308,7 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
             quality=args.frame_cache_quality, size=args.frame_cache_size, resize_mode=args.frame_cache_resize,
         )  # fmt: skip
     annotator = Annotator(
-        args.out, shard_name, api, local, plan, captioner_factory, embedder_factory, not args.no_progress, frame_cache
+        args.out, shard_name, api, local, plan, captioner, embedder, not args.no_progress, frame_cache
     )
     workers = args.videos_in_flight or args.concurrency
     print(f"annotate: {len(items)} videos in shard {index}/{count} -> {args.out}", file=sys.stderr)
@@ -288,8 +340,9 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
     print(api.usage.summary())
     print(f"videos: {stats.done} done, {stats.skipped} already done, {stats.failed} failed, {stats.pending} pending")
     if stats.failed:
+        print(f"failed videos by reason: {stats.failure_summary()}")
         print(f"failures and their reasons: {args.out}/errors/{shard_name}.jsonl")
-    return 0
+    return EXIT_INCOMPLETE if stats.failed or stats.pending else 0
 
 
 def build_command(args: argparse.Namespace) -> int:
@@ -325,7 +378,14 @@ def main(argv: list[str] | None = None, captioner_factory=None, embedder_factory
     args = parser().parse_args(argv)
     try:
         if args.command == "annotate":
-            return annotate_command(args, captioner_factory, embedder_factory)
+            from .lock import WorkDirLock
+            from .videos import parse_shard
+
+            with WorkDirLock(args.out, *parse_shard(args.shard)) as lock:
+                if lock.took_over:
+                    print(f"annotate: took over the lock left by {lock.took_over.describe()}: its process is gone",
+                          file=sys.stderr)  # fmt: skip
+                return annotate_command(args, captioner_factory, embedder_factory)
         if args.command == "import":
             return import_command(args)
         return build_command(args)

@@ -8,6 +8,7 @@ Work dir layout (every store is append-only JSONL, one file per shard, see :mod:
     WORK_DIR/errors/       failed requests and failed videos, with the reason (``error_log.ErrorLog``)
     WORK_DIR/batches/      Batch API jobs (``--batch``)
     WORK_DIR/usage/        token usage and cost of each run
+    WORK_DIR/locks/        one lock file per shard: a second run on a busy shard refuses (``lock.WorkDirLock``)
     WORK_DIR/frame_cache/  each video's 1 fps frames, resized and encoded (``processing.frame_cache``), for training
 
 A finished video is skipped on re-runs; an unfinished one re-plans its requests, which hit the cache.
@@ -18,7 +19,7 @@ Example (``dry_run=True``: runs the local stage, plans and prices every call, ca
 code calls the API through the client)::
 
     >>> import asyncio, tempfile
-    >>> from pathlib import Path
+    >>> from pathlib import Path, PurePath
     >>> from dataset_builder.annotate import Annotator
     >>> from dataset_builder.api import ApiClient
     >>> from dataset_builder.local_stage import LocalSettings
@@ -34,7 +35,7 @@ code calls the API through the client)::
     >>> stats = asyncio.run(annotator.run_pass(list_videos(work / "videos"), workers=4))
     >>> annotator.close()
     >>> stats
-    RunStats(done=1, skipped=0, failed=0, pending=0)
+    RunStats(done=1, skipped=0, failed=0, pending=0, failures={})
     >>> sorted(api.usage.stages)  # a 10 s video: one caption from its frames, then QA of all four task types
     ['qa', 'short_caption']
 """
@@ -42,36 +43,53 @@ code calls the API through the client)::
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from tqdm.auto import tqdm
 
 from processing.frame_cache import FrameCache
 
 from .api import ApiClient, BatchPending, ChatRequest, RequestFailed
+from .frame_models import FrameCaptioner, FrameEmbedder
 from .local_stage import LocalSettings, run_local_stage
 from .plan import PlanSettings, qa_requests, segment_caption_requests, short_caption_request, video_caption_request
 from .records import AnnotationRecord, CaptionedSegment, LocalRecord, QAPair
 from .store import JsonlStore
 from .videos import FrameProvider, VideoItem, fingerprint
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class RunStats:
-    """Videos of one pass: annotated now, finished in an earlier run, failed (see the error log), waiting on a batch."""
+    """Videos of one pass: annotated now, finished in an earlier run, failed (see the error log), waiting on a batch;
+    ``failures`` counts the failed ones by reason (``unreadable``, or the last failure of a request: ``http_500``,
+    ``malformed_response``, ``oversized_answer``, ...)."""
 
     done: int = 0
     skipped: int = 0
     failed: int = 0
     pending: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def failure_summary(self) -> str:
+        """``"unreadable 2, http_500 1"``: reasons by count, most frequent first."""
+        return ", ".join(
+            f"{reason} {n}" for reason, n in sorted(self.failures.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
 
 
 class Annotator:
-    """Holds the stores, the API client, the lazily built frame models and the progress bars of one run."""
+    """Holds the stores, the API client, the frame models and the progress bars of one run.
+
+    ``captioner`` and ``embedder`` are loaded models (:mod:`dataset_builder.frame_models`); semantic segmentation needs
+    both, fixed segmentation neither.
+    """
 
     def __init__(
         self,
@@ -80,8 +98,8 @@ class Annotator:
         api: ApiClient,
         local_settings: LocalSettings,
         plan_settings: PlanSettings,
-        captioner_factory=None,
-        embedder_factory=None,
+        captioner: FrameCaptioner | None = None,
+        embedder: FrameEmbedder | None = None,
         progress: bool = True,
         frame_cache=None,
     ) -> None:
@@ -95,8 +113,11 @@ class Annotator:
         }
         self.frame_cache = frame_cache
         self.cached_videos = set(FrameCache(frame_cache.cache_dir).entries) if frame_cache is not None else set()
-        self._factories = {"captioner": captioner_factory, "embedder": embedder_factory}
-        self._models: dict[str, object] = {}
+        if local_settings.segmentation == "semantic" and (captioner is None or embedder is None):
+            raise ValueError(
+                "Semantic segmentation needs a frame captioner and an embedder (or --segmentation fixed)."
+            )
+        self.captioner, self.embedder = captioner, embedder
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-stage")
         self.progress = progress
         self.bars: dict[str, tqdm] = {}
@@ -107,22 +128,13 @@ class Annotator:
             self.bars[name] = tqdm(total=0, desc=name, unit=unit, position=len(self.bars), disable=not self.progress)
         return self.bars[name]
 
-    def model(self, kind: str):
-        if kind not in self._models:
-            factory = self._factories[kind]
-            self._models[kind] = factory() if factory else None
-        return self._models[kind]
-
-    def video_failed(self, item: VideoItem, stage: str, kind: str, reason: str) -> None:
-        self.errors.record(item.video_id, stage, kind, reason, video=item.path)
+    def video_failed(self, item: VideoItem, stage: str, kind: str, reason: str, **fields) -> None:
+        self.errors.record(item.video_id, stage, kind, reason, video=item.path, **fields)
 
     def _local(self, item: VideoItem, print_key: str) -> tuple[LocalRecord, FrameProvider]:
         """Runs in the single local-stage thread (decoding and models never run concurrently)."""
-        needs_models = self.local_settings.segmentation == "semantic"
-        captioner = self.model("captioner") if needs_models else None
-        embedder = self.model("embedder") if needs_models else None
         return run_local_stage(
-            item, self.local_settings, print_key, partial(self.frame_provider, item), captioner, embedder
+            item, self.local_settings, print_key, partial(self.frame_provider, item), self.captioner, self.embedder
         )
 
     def frame_provider(self, item: VideoItem, path: str, size: tuple[int, int], fps: float) -> FrameProvider:
@@ -155,8 +167,17 @@ class Annotator:
             await loop.run_in_executor(self._executor, provider.jpegs, times)
         await asyncio.get_running_loop().run_in_executor(self._executor, provider.release)
 
-    async def annotate_video(self, item: VideoItem) -> str:
-        """Annotate one video; returns ``"done"``, ``"failed"`` or ``"pending"`` (batch mode)."""
+    async def annotate_video(self, item: VideoItem) -> tuple[str, str | None]:
+        """Annotate one video; returns ``("done" | "pending" | "failed", failure reason or None)``."""
+        try:
+            return await self._annotate_video(item)
+        except Exception as error:
+            # A bug must not stop the other videos: their answers in flight are paid for and must reach the cache.
+            logger.exception("%s: annotation failed", item.video_id)
+            self.video_failed(item, "api", "internal_error", f"{type(error).__name__}: {error}")
+            return "failed", "internal_error"
+
+    async def _annotate_video(self, item: VideoItem) -> tuple[str, str | None]:
         loop = asyncio.get_running_loop()
         try:
             print_key = await loop.run_in_executor(None, fingerprint, item.path)
@@ -170,18 +191,18 @@ class Annotator:
                 self.local_store.append(local.to_dict())
         except (OSError, ValueError) as error:
             self.video_failed(item, "read", "unreadable", f"{type(error).__name__}: {error}")
-            return "failed"
+            return "failed", "unreadable"
         self.bar("local", "video").update(1)
         try:
             record = await self._api_stages(item, local, provider)
         except BatchPending:
-            return "pending"
+            return "pending", None
         except RequestFailed as error:
-            self.video_failed(item, "api", "request_failed", str(error))
-            return "failed"
+            self.video_failed(item, "api", "request_failed", str(error), cause=error.kind)
+            return "failed", error.kind
         if not self.api.dry_run:
             self.annotations.append(record.to_dict())
-        return "done"
+        return "done", None
 
     async def _api_stages(self, item: VideoItem, local: LocalRecord, provider: FrameProvider) -> AnnotationRecord:
         settings = self.plan_settings
@@ -208,6 +229,7 @@ class Annotator:
         return AnnotationRecord(
             video_id=item.video_id,
             video=item.path,
+            relative_video=item.relative or PurePath(item.path).name,
             source=item.source,
             fingerprint=local.fingerprint,
             duration=local.duration,
@@ -238,8 +260,10 @@ class Annotator:
 
         async def worker() -> None:
             while not queue.empty():
-                outcome = await self.annotate_video(queue.get_nowait())
+                outcome, reason = await self.annotate_video(queue.get_nowait())
                 setattr(stats, outcome, getattr(stats, outcome) + 1)
+                if reason:
+                    stats.failures[reason] = stats.failures.get(reason, 0) + 1
                 videos_bar.update(1)
 
         await asyncio.gather(*(worker() for _ in range(max(1, workers))))

@@ -3,8 +3,9 @@
 Every request is keyed by ``sha256(model, prompt id@version, generation params, text, image identities)``. A valid
 answer is appended to the cache (``work/api_cache``) the moment it returns, so re-runs never pay twice for finished
 work. Transient failures (429, 5xx, 408/409, timeouts, connection errors) are retried with exponential backoff and full
-jitter, honouring ``Retry-After``; malformed or schema-invalid answers are retried ``max_invalid_retries`` times. A
-request that still fails is appended to ``work/errors`` with its reason and raises :class:`RequestFailed` -- the
+jitter, honouring ``Retry-After``; malformed replies (any HTTP 200 that is not a usable chat completion: a body that
+is not JSON, no ``choices``, no ``message``, no ``content``) and schema-invalid answers are retried
+``max_invalid_retries`` times. A request that still fails is appended to ``work/errors`` with its reason and raises :class:`RequestFailed` -- the
 caller records the video as failed and the run goes on. The API key is read from ``OPENAI_API_KEY`` by the ``openai``
 client and redacted from every stored or printed message.
 
@@ -32,6 +33,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -41,12 +43,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion
 
 from .error_log import ErrorLog, redact
+from .limits import DEFAULT_IMAGE_DETAIL, MAX_CHARS_PER_TOKEN, stage_max_tokens
 from .prompts import Prompt
-from .schemas import ResponseValidationError, validate_qa_response, validate_text_response
+from .schemas import ResponseValidationError, parse_qa_response, qa_json_schema, validate_text_response
 from .store import JsonlStore
+
+logger = logging.getLogger(__name__)
 
 # USD per 1M tokens (input, output), list prices of Nov 2025; --price-input/--price-output override them.
 PRICES = {"gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60), "gpt-4.1": (2.00, 8.00), "gpt-4.1-mini": (0.40, 1.60)}
@@ -56,7 +60,56 @@ EXPECTED_OUTPUT_TOKENS = {"text": 350, "qa": 200}  # per caption / per requested
 
 
 class RequestFailed(RuntimeError):
-    """A request that failed for good (its reason is already in the errors file)."""
+    """A request that failed for good (its reason is already in the errors file); ``kind`` names the last failure."""
+
+    def __init__(self, message: str, kind: str = "request_failed") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class MalformedResponse(ResponseValidationError):
+    """An HTTP 200 whose body is not a usable chat completion."""
+
+
+class OversizedAnswer(ResponseValidationError):
+    """An answer longer than its stage allows (``max_tokens x MAX_CHARS_PER_TOKEN`` characters)."""
+
+
+def completion_answer(body: Any) -> tuple[str, dict[str, Any], str]:
+    """``(content, usage, response id)`` of a chat-completion body (its text or parsed JSON).
+
+    Raises:
+        MalformedResponse: the body is not JSON, not an object, or has no ``choices[0].message.content`` string.
+    """
+    if isinstance(body, (str, bytes)):
+        try:
+            body = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise MalformedResponse(f"malformed reply: the body is not JSON ({error})") from None
+    if not isinstance(body, dict):
+        raise MalformedResponse(f"malformed reply: the body is a JSON {type(body).__name__}, not an object")
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise MalformedResponse(f'malformed reply: "choices" is {choices!r}, not a non-empty list')
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise MalformedResponse('malformed reply: choices[0] has no "message" object')
+    content = message.get("content")
+    if not isinstance(content, str):
+        refusal = message.get("refusal")
+        why = f"refusal: {refusal}" if refusal else f"finish_reason {choice.get('finish_reason')!r}"
+        raise MalformedResponse(f'malformed reply: the message has no "content" string ({why})')
+    usage = body.get("usage")
+    return content, usage if isinstance(usage, dict) else {}, str(body.get("id") or "")
+
+
+INVALID_KINDS = {MalformedResponse: "malformed_response", OversizedAnswer: "oversized_answer"}
+
+
+def _tokens(usage: dict[str, Any], name: str) -> int:
+    value = usage.get(name)
+    return value if isinstance(value, int) else 0
 
 
 class BatchPending(RuntimeError):
@@ -71,9 +124,19 @@ class ResponseSpec:
     task_types: tuple[str, ...] = ()
 
     def parse(self, content: str | None) -> Any:
+        return self.parse_with_problems(content)[0]
+
+    def parse_with_problems(self, content: str | None) -> tuple[Any, list[str]]:
+        """``(answer, problems)``: a QA answer keeps its valid items and lists the dropped ones. Raises when invalid."""
         if self.kind == "qa":
-            return validate_qa_response(content or "", self.task_types)
-        return validate_text_response(content)
+            return parse_qa_response(content or "", self.task_types)
+        return validate_text_response(content), []
+
+    def response_format(self, structured: bool) -> dict[str, Any] | None:
+        """``response_format`` of the request: a strict JSON schema (``structured``) or JSON mode for QA, else none."""
+        if self.kind != "qa":
+            return None
+        return qa_json_schema(self.task_types) if structured else {"type": "json_object"}
 
     def placeholder(self) -> Any:
         """A stand-in answer for --dry-run so later stages can be planned."""
@@ -103,8 +166,9 @@ class ChatRequest:
         material = {"prompt": self.prompt.tag, "params": params, "text": self.text, "images": list(self.image_ids)}
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
-    def body(self, params: dict[str, Any], jpegs: list[bytes]) -> dict[str, Any]:
-        detail = params.get("image_detail", "auto")
+    def body(self, params: dict[str, Any], jpegs: list[bytes], structured: bool = True) -> dict[str, Any]:
+        """The JSON body of ``POST /chat/completions``; ``structured`` picks Structured Outputs over JSON mode."""
+        detail = params["image_detail"]
         content: list[dict[str, Any]] = [
             {
                 "type": "image_url",
@@ -119,8 +183,9 @@ class ChatRequest:
             "temperature": params["temperature"],
             "max_tokens": params["max_tokens"],
         }
-        if self.spec.kind == "qa":
-            body["response_format"] = {"type": "json_object"}
+        response_format = self.spec.response_format(structured)
+        if response_format is not None:
+            body["response_format"] = response_format
         return body
 
     def estimated_tokens(self, detail: str) -> tuple[int, int]:
@@ -148,9 +213,12 @@ def image_tokens(width: int, height: int, detail: str = "auto") -> int:
 
 @dataclass
 class StageUsage:
+    """Counts of one stage: answers bought, served from the cache, failed for good, frames sent, tokens."""
+
     requests: int = 0
     cached: int = 0
     failed: int = 0
+    frames: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -176,7 +244,8 @@ class UsageTracker:
         head = "estimated (dry run)" if self.estimated else "actual"
         lines = [
             f"API usage, {head}, model {self.model}:",
-            f"{'stage':<18}{'calls':>7}{'cached':>8}{'failed':>8}{'prompt tok':>12}{'output tok':>12}{'cost USD':>10}",
+            f"{'stage':<18}{'calls':>7}{'cached':>8}{'failed':>8}{'frames':>8}{'prompt tok':>12}{'output tok':>12}"
+            f"{'cost USD':>10}",
         ]
         total = StageUsage()
         for name, usage in sorted(self.stages.items()) + [("total", total)]:
@@ -186,7 +255,8 @@ class UsageTracker:
             cost = self.cost(usage)
             cost_text = "n/a" if cost is None else f"{cost:.4f}"
             lines.append(
-                f"{name:<18}{usage.requests:>7}{usage.cached:>8}{usage.failed:>8}{usage.prompt_tokens:>12}{usage.completion_tokens:>12}{cost_text:>10}"
+                f"{name:<18}{usage.requests:>7}{usage.cached:>8}{usage.failed:>8}{usage.frames:>8}"
+                f"{usage.prompt_tokens:>12}{usage.completion_tokens:>12}{cost_text:>10}"
             )
         return "\n".join(lines)
 
@@ -210,13 +280,16 @@ class ApiClient:
         max_invalid_retries: int = 2,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
-        max_tokens: int = 1024,
+        max_tokens: int | dict[str, int] | None = None,
         temperature: float = 0.2,
-        image_detail: str = "auto",
+        image_detail: str = DEFAULT_IMAGE_DETAIL,
         dry_run: bool = False,
         batch: bool = False,
         price: tuple[float, float] | None = None,
+        response_format: str = "json_schema",
     ) -> None:
+        if response_format not in ("json_schema", "json_object"):
+            raise ValueError(f"response_format must be 'json_schema' or 'json_object', got {response_format!r}.")
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}.")
         if not dry_run and not os.environ.get("OPENAI_API_KEY"):
@@ -225,12 +298,9 @@ class ApiClient:
             )
         self.cache_store, self.error_log = cache, ErrorLog(errors)
         self.cache = cache.load_index("key")
-        self.params = {
-            "model": model,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "image_detail": image_detail,
-        }
+        self.params = {"model": model, "temperature": temperature, "image_detail": image_detail}
+        self.max_tokens = stage_max_tokens(max_tokens)
+        self.structured = response_format == "json_schema"  # until the server refuses json_schema once
         self.max_retries, self.max_invalid_retries = max_retries, max_invalid_retries
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.dry_run, self.batch = dry_run, batch
@@ -276,7 +346,31 @@ class ApiClient:
 
     def queued_for_batch(self) -> dict[str, tuple[ChatRequest, dict[str, Any]]]:
         """Batch mode: the requests queued since the last submission, ``{key: (request, JSON body)}`` (a copy)."""
-        return dict(self._queued)
+        return {
+            key: (request, self._in_current_format(request, body)) for key, (request, body) in self._queued.items()
+        }
+
+    def _in_current_format(self, request: ChatRequest, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with the ``response_format`` of now (JSON mode once the server refused json_schema)."""
+        response_format = request.spec.response_format(self.structured)
+        return body if response_format is None else {**body, "response_format": response_format}
+
+    def refuses_json_schema(self, status: int, message: str, sent_format: str | None) -> bool:
+        """Whether an error answers a Structured Outputs request (``sent_format == "json_schema"``) with "not
+        supported". The first one switches this client to JSON mode for the rest of the run (a warning says so)."""
+        text = message.lower()
+        if not (
+            sent_format == "json_schema"
+            and status in (400, 422)
+            and ("json_schema" in text or "response_format" in text)
+        ):
+            return False
+        if self.structured:
+            self.structured = False
+            logger.warning(
+                "The server refused Structured Outputs (%s); using JSON mode for this run.", redact(message)
+            )
+        return True
 
     def mark_submitted(self, keys: Iterable[str]) -> None:
         """Batch mode: these queued requests are in a submitted batch; stop queueing them."""
@@ -298,80 +392,114 @@ class ApiClient:
         content: str,
         usage: dict,
         response_id: str = "",
+        video_id: str = "",
+        frames: int = 0,
     ) -> Any:
-        """Validate ``content``; on success append it to the cache and count its tokens. Raises on invalid."""
-        parsed = spec.parse(content)
+        """Validate ``content``; a valid answer is appended to the cache first, then its tokens are counted.
+
+        Raises:
+            ResponseValidationError: the answer is invalid (it is not cached).
+        """
+        self.check_size(stage, content)
+        parsed, problems = spec.parse_with_problems(content)
         self.cache[key] = {
             "key": key, "stage": stage, "prompt": prompt_tag, "content": content, "usage": usage, "response_id": response_id
         }  # fmt: skip
         self.cache_store.append(self.cache[key])
         counts = self.usage.stages[stage]
         counts.requests += 1
-        counts.prompt_tokens += usage.get("prompt_tokens") or 0
-        counts.completion_tokens += usage.get("completion_tokens") or 0
+        counts.frames += frames
+        counts.prompt_tokens += _tokens(usage, "prompt_tokens")
+        counts.completion_tokens += _tokens(usage, "completion_tokens")
+        if problems:  # kept, not retried: the valid items were paid for
+            self.error_log.record(video_id, stage, "qa_items_dropped", "; ".join(problems), key=key)
         return parsed
 
+    def params_for(self, stage: str) -> dict[str, Any]:
+        """The generation parameters of a request of ``stage`` (they enter its cache key and its body)."""
+        if stage not in self.max_tokens:
+            raise ValueError(f"Unknown stage {stage!r}; the stages are {sorted(self.max_tokens)}.")
+        return {**self.params, "max_tokens": self.max_tokens[stage]}
+
+    def check_size(self, stage: str, content: str) -> None:
+        """Raise :class:`OversizedAnswer` when ``content`` is longer than ``stage`` allows."""
+        limit = self.max_tokens[stage] * MAX_CHARS_PER_TOKEN
+        if len(content) > limit:
+            raise OversizedAnswer(
+                f"the answer has {len(content)} characters, longer than the {limit} characters a {stage} answer may "
+                f"have ({self.max_tokens[stage]} max_tokens x {MAX_CHARS_PER_TOKEN}): the server ignored max_tokens"
+            )
+
+    def _cached(self, request: ChatRequest, key: str) -> dict[str, Any] | None:
+        """The cached answer of ``key``; one that is too long (cached before the size limit) does not count."""
+        cached = self.cache.get(key)
+        if cached is None or len(cached["content"]) > self.max_tokens[request.stage] * MAX_CHARS_PER_TOKEN:
+            return None
+        return cached
+
     def is_cached(self, request: ChatRequest) -> bool:
-        return request.key(self.params) in self.cache
+        key = request.key(self.params_for(request.stage))
+        return self._cached(request, key) is not None
 
     async def complete(self, request: ChatRequest) -> Any:
         """The parsed answer (a caption string, or a list of QA dicts). Raises RequestFailed / BatchPending."""
-        key = request.key(self.params)
-        if key in self.cache:
+        params = self.params_for(request.stage)
+        key = request.key(params)
+        cached = self._cached(request, key)
+        if cached is not None:
             self.usage.stages[request.stage].cached += 1
-            return request.spec.parse(self.cache[key]["content"])
+            return request.spec.parse(cached["content"])
         if self.dry_run:
             stage = self.usage.stages[request.stage]
             prompt, out = request.estimated_tokens(self.params["image_detail"])
-            stage.requests, stage.prompt_tokens, stage.completion_tokens = (
-                stage.requests + 1,
-                stage.prompt_tokens + prompt,
-                stage.completion_tokens + out,
-            )
+            stage.requests += 1
+            stage.frames += len(request.image_ids)
+            stage.prompt_tokens += prompt
+            stage.completion_tokens += out
             return request.spec.placeholder()
         if self.batch:
             if self._batch_failures[key] > self.max_invalid_retries:
                 raise RequestFailed(
-                    f"{request.stage}: answers stayed invalid after {self._batch_failures[key]} batch tries"
+                    f"{request.stage}: answers stayed invalid after {self._batch_failures[key]} batch tries",
+                    "invalid_batch_answer",
                 )
             if key not in self._queued:
                 jpegs = await asyncio.to_thread(request.images) if request.images else []
-                self._queued[key] = (request, request.body(self.params, jpegs))
+                self._queued[key] = (request, request.body(params, jpegs, self.structured))
             raise BatchPending(key)
         jpegs = await asyncio.to_thread(request.images) if request.images else []
-        return await self._call(request, key, request.body(self.params, jpegs))
+        return await self._call(request, key, params, jpegs)
 
-    async def _call(self, request: ChatRequest, key: str, body: dict[str, Any]) -> Any:
+    async def _call(self, request: ChatRequest, key: str, params: dict[str, Any], jpegs: list[bytes]) -> Any:
         transient = invalid = 0
+        body = request.body(params, jpegs, self.structured)
         while True:
             attempts = transient + invalid + 1
             delay = None
             try:
                 client = self.client
                 async with self._semaphore:
+                    body = self._in_current_format(request, body)
                     # `body` is already plain JSON: post it as is, skipping the typed-params transform that
-                    # `chat.completions.create` runs on every call (most of the client's CPU per request).
-                    response = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
-                usage = response.usage.model_dump() if response.usage else {}
-                content = response.choices[0].message.content
+                    # `chat.completions.create` runs on every call (most of the client's CPU per request), and read
+                    # the reply's text: any 200 that is not a usable completion is a malformed answer, never a crash.
+                    text = await client.post("/chat/completions", body=body, cast_to=str)
+                content, usage, response_id = completion_answer(text)
                 return self.store_answer(
-                    request.stage, request.prompt.tag, request.spec, key, content, usage, response.id or ""
-                )
+                    request.stage, request.prompt.tag, request.spec, key, content, usage, response_id,
+                    request.video_id, len(request.image_ids),
+                )  # fmt: skip
             except ResponseValidationError as error:
                 invalid += 1
-                kind, reason, retry = "invalid_answer", str(error), invalid <= self.max_invalid_retries
-            except (json.JSONDecodeError, openai.APIResponseValidationError) as error:
-                invalid += 1
-                kind, reason, retry = (
-                    "malformed_response",
-                    f"{type(error).__name__}: {error}",
-                    invalid <= self.max_invalid_retries,
-                )
+                kind = INVALID_KINDS.get(type(error), "invalid_answer")
+                reason, retry = str(error), invalid <= self.max_invalid_retries
             except openai.APIConnectionError as error:
                 transient += 1
                 kind, reason, retry = "connection", f"{type(error).__name__}: {error}", transient <= self.max_retries
             except openai.APIStatusError as error:
                 status = error.status_code
+                if self.refuses_json_schema(status, error.message, (body.get("response_format") or {}).get("type")):
+                    continue  # the same request in JSON mode; not a failed attempt
                 retryable = status in RETRYABLE_STATUS or status >= 500
                 transient += retryable
                 kind, reason = f"http_{status}", f"HTTP {status}: {error.message}"
@@ -379,7 +507,7 @@ class ApiClient:
                 delay = retry_after_seconds(error.response.headers) if retryable else None
             if not retry:
                 self._record_failure(request.stage, request.video_id, key, kind, reason, attempts)
-                raise RequestFailed(f"{request.stage} failed after {attempts} attempt(s): {redact(reason)}")
+                raise RequestFailed(f"{request.stage} failed after {attempts} attempt(s): {redact(reason)}", kind)
             if delay is None:
                 delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1)))
             else:

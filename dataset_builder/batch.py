@@ -25,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-from .api import ApiClient, ResponseSpec
+from .api import ApiClient, ResponseSpec, completion_answer
 from .schemas import ResponseValidationError
 from .store import JsonlStore
 
@@ -76,8 +76,10 @@ class BatchRunner:
                 "prompt": r.prompt.tag,
                 "kind": r.spec.kind,
                 "task_types": list(r.spec.task_types),
+                "response_format": (body.get("response_format") or {}).get("type"),
+                "frames": len(r.image_ids),
             }
-            for key, (r, _) in queued.items()
+            for key, (r, body) in queued.items()
         }
         record = {
             "event": "submitted",
@@ -122,14 +124,18 @@ class BatchRunner:
         meta = requests[key]
         response = line.get("response") or {}
         if line.get("error") or response.get("status_code") != 200:
-            return self._fail(key, meta, f"batch error: {line.get('error') or response.get('status_code')}")
-        body = response["body"]
+            status, message = response.get("status_code"), _error_message(line)
+            if self.api.refuses_json_schema(status or 0, message, meta.get("response_format")):
+                message += " (asked again in JSON mode)"
+            return self._fail(key, meta, f"batch error: {status} {message}")
         spec = ResponseSpec(meta["kind"], tuple(meta["task_types"]))
         try:
-            content = body["choices"][0]["message"]["content"]
-            usage = body.get("usage") or {}
-            self.api.store_answer(meta["stage"], meta["prompt"], spec, key, content, usage, body.get("id", ""))
-        except (ResponseValidationError, KeyError, IndexError, TypeError) as error:
+            content, usage, response_id = completion_answer(response.get("body"))
+            self.api.store_answer(
+                meta["stage"], meta["prompt"], spec, key, content, usage, response_id, meta["video_id"],
+                meta.get("frames", 0),
+            )  # fmt: skip
+        except ResponseValidationError as error:
             self._fail(key, meta, f"invalid answer: {error}", kind="invalid_batch_answer")
 
     def _fail(self, key: str, meta: dict, reason: str, kind: str = "batch_error") -> None:
@@ -137,3 +143,12 @@ class BatchRunner:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _error_message(line: dict) -> str:
+    """The error message of a failed batch line: its ``error``, or the error object of its response body."""
+    body = (line.get("response") or {}).get("body")
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return str(line.get("error") or body or "no answer")

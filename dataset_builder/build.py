@@ -2,16 +2,22 @@
 
 Output layout (``load_dataset(DATASET_DIR, "stage1")`` reads it through the card's YAML ``configs:``)::
 
-    DATASET_DIR/captions/train-00000-of-00001.parquet   CAPTIONS_FEATURES, one row per video
-    DATASET_DIR/qa/train-00000-of-00001.parquet         QA_FEATURES, one row per question
-    DATASET_DIR/stage{1,2,3}/train-00000-of-00001.parquet  TRAINING_FEATURES (team contract "Training rows")
+    DATASET_DIR/captions/train-<hash>.parquet   CAPTIONS_FEATURES, one row per video
+    DATASET_DIR/qa/train-<hash>.parquet         QA_FEATURES, one row per question
+    DATASET_DIR/stage{1,2,3}/train-<hash>.parquet  TRAINING_FEATURES (team contract "Training rows")
     DATASET_DIR/plots/*.png, DATASET_DIR/README.md
     DATASET_DIR/frame_cache/                            the annotator's frame cache (video_id -> cached frames)
 
+``<hash>`` is the file's content hash and the card names each file exactly: datasets 5.x caches a local folder by its
+name and its ``data_files`` patterns, not by content, so a rebuild into the same folder must change them to be read
+fresh by ``load_dataset(DATASET_DIR, config)``; each build removes the files of the one before.
+
 Training rows: one per QA pair plus one dense-caption row per video ("Describe this video in detail."), in the
 contract's chat format with the video item first in the user turn. Videos of 20 minutes or more get no training rows.
-``video`` is the absolute path of the source file, or ``videos/<file>`` relative to the dataset dir with
-``--copy-videos`` (needed for a self-contained Hub dataset).
+The training rows' ``video`` is the absolute path of the source file (the trainer opens it), or ``videos/<file>``
+relative to the dataset dir with ``--copy-videos`` (needed for a self-contained Hub dataset). The ``captions`` table
+never publishes a local path: its ``video`` is the path relative to the videos root, or ``videos/<file>`` with
+``--copy-videos``.
 
 Example (a work dir with one finished video, written by hand here; ``annotate`` writes it for real)::
 
@@ -38,6 +44,7 @@ Example (a work dir with one finished video, written by hand here; ``annotate`` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -76,11 +83,11 @@ def failed_videos(work_dir: str | Path, finished: set[str]) -> dict[str, str]:
     return failures
 
 
-def caption_row(record: AnnotationRecord) -> dict:
-    """Annotation record -> ``captions`` row (``CAPTIONS_FEATURES``)."""
+def caption_row(record: AnnotationRecord, video: str) -> dict:
+    """Annotation record -> ``captions`` row (``CAPTIONS_FEATURES``); ``video`` is the path the table publishes."""
     return {
         "video_id": record.video_id,
-        "video": record.video,
+        "video": video,
         "source": record.source,
         "duration": record.duration,
         "fps": record.fps,
@@ -127,15 +134,21 @@ def _table(rows: list[dict], features) -> Dataset:
     return Dataset.from_list(rows, features=features)
 
 
-def _write(dataset: Dataset, out_dir: Path, config: str) -> bool:
-    """Replace ``out_dir/config`` with the dataset's Parquet file; an empty config gets no files (``load_dataset``
-    cannot read a split without rows), and the card leaves it out of ``configs:``. Returns whether it was written."""
+def _write(dataset: Dataset, out_dir: Path, config: str) -> str | None:
+    """Replace ``out_dir/config`` with the dataset's Parquet file ``train-<content hash>.parquet``; returns its path
+    relative to ``out_dir``. The name changes with the content, so ``load_dataset(out_dir, config)`` never serves an
+    earlier build from its cache. An empty config gets no file (``load_dataset`` cannot read a split without rows) and
+    ``None``: the card leaves it out of ``configs:``."""
     shutil.rmtree(out_dir / config, ignore_errors=True)
     if len(dataset) == 0:
-        return False
+        return None
     (out_dir / config).mkdir(parents=True)
-    dataset.to_parquet(str(out_dir / config / "train-00000-of-00001.parquet"))
-    return True
+    staging = out_dir / config / "train.parquet.tmp"
+    dataset.to_parquet(str(staging))
+    digest = hashlib.sha256(staging.read_bytes()).hexdigest()[:16]
+    name = f"{config}/train-{digest}.parquet"
+    os.replace(staging, out_dir / name)
+    return name
 
 
 def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool = False) -> dict:
@@ -145,14 +158,14 @@ def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool =
     if not records:
         raise ValueError(f"No finished videos in {work_dir}/annotations; nothing to build.")
     out.mkdir(parents=True, exist_ok=True)
-    videos = {}
+    videos, published = {}, {}
     for record in records:
-        videos[record.video_id] = record.video
+        videos[record.video_id], published[record.video_id] = record.video, record.relative_video
         if copy_videos:
             target = Path("videos") / f"{record.video_id.replace('/', '__')}{Path(record.video).suffix}"
             (out / target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(record.video, out / target)
-            videos[record.video_id] = target.as_posix()
+            videos[record.video_id] = published[record.video_id] = target.as_posix()
     source = Dataset.from_list(
         [
             {"video_id": r.video_id, "source": r.source, "duration": r.duration, "qa": [asdict(p) for p in r.qa]}
@@ -165,9 +178,13 @@ def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool =
         stage = stage_of(record.duration)
         if stage:
             stages[stage].extend(training_rows(record, videos[record.video_id]))
-    tables = {"captions": _table([caption_row(r) for r in records], CAPTIONS_FEATURES), "qa": qa}
+    tables = {
+        "captions": _table([caption_row(r, published[r.video_id]) for r in records], CAPTIONS_FEATURES),
+        "qa": qa,
+    }
     tables |= {stage: _table(rows, TRAINING_FEATURES) for stage, rows in stages.items()}
-    written = [config for config, dataset in tables.items() if _write(dataset, out, config)]
+    files = {config: _write(dataset, out, config) for config, dataset in tables.items()}
+    written = {config: path for config, path in files.items() if path}
     copy_frame_cache(Path(work_dir) / "frame_cache", out / "frame_cache")
     failures = failed_videos(work_dir, set(videos))
     counts = {stage: len(rows) for stage, rows in stages.items()}
@@ -197,6 +214,7 @@ def push_to_hub(out_dir: str | Path, repo_id: str, private: bool = False, token:
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     commit = api.upload_folder(
-        folder_path=str(out_dir), repo_id=repo_id, repo_type="dataset", commit_message="Upload ProLongVid dataset"
-    )
+        folder_path=str(out_dir), repo_id=repo_id, repo_type="dataset", commit_message="Upload ProLongVid dataset",
+        delete_patterns=[f"{config}/*.parquet" for config in CONFIGS],  # an earlier build's data files
+    )  # fmt: skip
     return str(getattr(commit, "commit_url", commit))

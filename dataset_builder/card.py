@@ -11,10 +11,11 @@ Example (``build_dataset`` calls this with the records it read and the ``qa`` ro
     ...                           "A dog, then a cat.", (), {"captions": ["segment_caption@1.0"]}, {"api": "gpt-4o"}, 0.0)
     >>> qa_rows = [{"duration": 150.0, "task_type": "temporal"}]
     >>> out = Path(tempfile.mkdtemp())
-    >>> stats = write_card(out, [record], qa_rows, {"stage1": 0, "stage2": 3, "stage3": 0}, {}, ["captions", "stage2"])
+    >>> files = {"captions": "captions/train-1a2b.parquet", "stage2": "stage2/train-3c4d.parquet"}
+    >>> stats = write_card(out, [record], qa_rows, {"stage1": 0, "stage2": 3, "stage3": 0}, {}, files)
     >>> dict(stats["table"]["stage2"])  # 2 segment captions + the video caption
     {'videos': 1, 'captions': 3, 'hours': 0.041666666666666664, 'temporal': 1, 'training rows': 3}
-    >>> sorted(path.name for path in (out / "plots").iterdir())[:2], "config_name: stage2" in (out / "README.md").read_text()
+    >>> sorted(path.name for path in (out / "plots").iterdir())[:2], "path: stage2/train-3c4d.parquet" in (out / "README.md").read_text()
     (['caption_length_vs_duration.png', 'duration_histogram.png'], True)
 """
 
@@ -99,10 +100,12 @@ def _plot(name: str, stats: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def _yaml_configs(configs: list[str]) -> str:
+def _yaml_configs(configs: dict[str, str]) -> str:
+    """``configs:`` naming each config's data file exactly: datasets 5.x caches a local folder by its name and these
+    patterns, so a rebuild must change them (build-unique file names) to be read fresh."""
     lines = ["configs:"]
-    for config in configs:
-        lines += [f"- config_name: {config}", "  data_files:", "  - split: train", f"    path: {config}/*.parquet"]
+    for config, path in configs.items():
+        lines += [f"- config_name: {config}", "  data_files:", "  - split: train", f"    path: {path}"]
     return "\n".join(lines)
 
 
@@ -133,10 +136,11 @@ def write_card(
     qa_rows: list[dict],
     training_counts: dict[str, int],
     failures: dict,
-    configs: list[str],
+    configs: dict[str, str],
 ) -> dict:
-    """Write ``plots/*.png`` and ``README.md`` into ``out``; returns the statistics. Only the non-empty ``configs``
-    are listed in the YAML (``load_dataset`` cannot read a config without rows)."""
+    """Write ``plots/*.png`` and ``README.md`` into ``out``; returns the statistics. ``configs`` maps each non-empty
+    config to its data file (relative to ``out``); only those are listed in the YAML (``load_dataset`` cannot read a
+    config without rows)."""
     stats = compute_stats(records, qa_rows, training_counts)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for name in PLOTS:

@@ -5,8 +5,11 @@ It speaks enough of the REST API for the real ``openai`` client: ``POST /v1/chat
 get schema-valid JSON for the task types the prompt asks for. Faults are injected per chat request, in order, from
 ``server.faults`` (a list) or ``server.fault_for(body) -> fault | None``:
 ``"429"`` (with ``Retry-After``), ``"500"``, ``"timeout"`` (sleeps ``timeout_sleep`` s before answering),
-``"malformed"`` (a 200 whose body is not JSON), ``"invalid"`` (schema-invalid content: broken JSON or an empty caption), ``"echo_auth"`` (a 400 whose
-message echoes the Authorization header).
+``"invalid"`` (schema-invalid content: broken JSON or an empty caption), ``"echo_auth"`` (a 400 whose message echoes
+the Authorization header), and unusable 200 replies: ``"malformed"`` (a body that is not JSON), ``"not_object"`` (a
+JSON list), ``"empty_choices"`` (``"choices": []``), ``"no_message"`` (a choice without ``message``),
+``"null_content"`` (``"content": null``). ``server.json_schema = False`` makes it refuse Structured Outputs
+(``response_format`` of type ``json_schema``) with OpenAI's HTTP 400, live and in batches.
 
 Example:
     >>> with FakeOpenAIServer(latency=0.0) as server:
@@ -36,15 +39,37 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import openai  # noqa: F401  (documented in the example)
 
 TASK_TYPES = ("summarization", "general_qa", "creative_writing", "temporal")
+# What OpenAI answers a model without Structured Outputs (HTTP 400).
+JSON_SCHEMA_REFUSAL = {
+    "message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+    "type": "invalid_request_error",
+    "param": "response_format",
+    "code": None,
+}
+# HTTP 200 bodies no client can use, built from a good reply.
+UNUSABLE_REPLIES = {
+    "malformed": lambda reply: b'{"id": "x", "choices": [ this is not json',
+    "not_object": lambda reply: json.dumps([reply]).encode(),
+    "empty_choices": lambda reply: {**reply, "choices": []},
+    "no_message": lambda reply: {**reply, "choices": [{"index": 0, "finish_reason": "stop"}]},
+    "null_content": lambda reply: {
+        **reply,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "stop"}],
+    },
+}
+
+
+def wants_json(body: dict) -> bool:
+    return (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
 
 
 def default_content(body: dict) -> str:
-    """A deterministic answer: QA JSON for json_object requests, a caption otherwise."""
+    """A deterministic answer: QA JSON for JSON-mode and Structured Outputs requests, a caption otherwise."""
     user = body["messages"][-1]["content"]
     text = user if isinstance(user, str) else " ".join(p.get("text", "") for p in user if p.get("type") == "text")
     images = 0 if isinstance(user, str) else sum(p.get("type") == "image_url" for p in user)
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
-    if (body.get("response_format") or {}).get("type") == "json_object":
+    if wants_json(body):
         listed = re.search(r"for these task types: ([a-z_, ]+)\.", text)
         quoted = re.findall(r'task type "([a-z_]+)"', text)
         types = [t.strip() for t in listed.group(1).split(",")] if listed else quoted or ["general_qa"]
@@ -56,7 +81,7 @@ def default_content(body: dict) -> str:
 
 def invalid_content(body: dict) -> str:
     """A schema-invalid answer: broken JSON for JSON requests, an empty caption otherwise."""
-    return "this is not json {" if (body.get("response_format") or {}).get("type") == "json_object" else ""
+    return "this is not json {" if wants_json(body) else ""
 
 
 def completion(body: dict, content: str) -> dict:
@@ -85,6 +110,7 @@ class FakeOpenAIServer:
         self.retry_after = retry_after
         self.timeout_sleep = timeout_sleep
         self.content_fn = content_fn or default_content
+        self.json_schema = True  # False: refuse Structured Outputs as servers without them do (HTTP 400)
         self.faults: list[str] = []
         self.fault_for = None
         self.lock = threading.Lock()
@@ -133,6 +159,10 @@ class FakeOpenAIServer:
             if auth:
                 self.auth_headers.add(auth)
 
+    def refuses(self, body: dict) -> bool:
+        """Whether this server refuses the request's ``response_format`` (``json_schema`` when it lacks them)."""
+        return not self.json_schema and (body.get("response_format") or {}).get("type") == "json_schema"
+
     def run_batch(self, batch: dict) -> None:
         """Answer every line of a batch's input file into an output file and an error file."""
         outputs, errors = [], []
@@ -140,10 +170,18 @@ class FakeOpenAIServer:
             line = json.loads(raw)
             with self.lock:
                 self.batch_lines += 1
+            if self.refuses(line["body"]):
+                response = {"status_code": 400, "request_id": "req", "body": {"error": JSON_SCHEMA_REFUSAL}}
+                outputs.append({"id": "r", "custom_id": line["custom_id"], "response": response, "error": None})
+                continue
             fault = self.next_fault(line["body"])
-            if fault in (None, "invalid"):
-                content = invalid_content(line["body"]) if fault else self.content_fn(line["body"])
-                response = {"status_code": 200, "request_id": "req", "body": completion(line["body"], content)}
+            if fault in (None, "invalid") or fault in UNUSABLE_REPLIES:
+                content = invalid_content(line["body"]) if fault == "invalid" else self.content_fn(line["body"])
+                reply = completion(line["body"], content)
+                if fault in UNUSABLE_REPLIES:
+                    reply = UNUSABLE_REPLIES[fault](reply)
+                    reply = reply.decode() if isinstance(reply, bytes) else reply
+                response = {"status_code": 200, "request_id": "req", "body": reply}
                 outputs.append({"id": "r", "custom_id": line["custom_id"], "response": response, "error": None})
             else:
                 error = {"code": "server_error", "message": f"injected {fault}"}
@@ -254,6 +292,8 @@ def _make_handler(server: FakeOpenAIServer):
                     server.in_flight -= 1
 
         def _answer(self, body: dict) -> None:
+            if server.refuses(body):
+                return self._send(400, {"error": JSON_SCHEMA_REFUSAL})
             fault = server.next_fault(body)
             if server.latency:
                 time.sleep(server.latency)
@@ -263,8 +303,8 @@ def _make_handler(server: FakeOpenAIServer):
                 return self._error(500, "internal error")
             if fault == "echo_auth":
                 return self._error(400, f"bad request from {self.headers.get('Authorization')}")
-            if fault == "malformed":
-                return self._send(200, b'{"id": "x", "choices": [ this is not json')
+            if fault in UNUSABLE_REPLIES:
+                return self._send(200, UNUSABLE_REPLIES[fault](completion(body, server.content_fn(body))))
             if fault == "timeout":
                 time.sleep(server.timeout_sleep)
             content = invalid_content(body) if fault == "invalid" else server.content_fn(body)

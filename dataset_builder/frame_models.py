@@ -11,6 +11,11 @@ load Hugging Face checkpoints by id or local path:
 torch and transformers are imported when a model is built, not with this module (the command line and the pure
 steps import it for the protocols and the default names).
 
+Loading never waits on an unreachable Hub: a Hub id is loaded from the local cache alone when the Hub does not accept a
+connection within seconds (or ``HF_HUB_OFFLINE=1``), and one that is not cached then fails at once
+(:func:`local_files_only`) -- instead of minutes of download retries. :func:`load_frame_model` turns any failure into
+an error that names the model and the fix; ``annotate`` loads both models through it once, before any video.
+
 Example (downloads the checkpoints; any local path works too)::
 
     >>> import numpy as np
@@ -25,7 +30,11 @@ Example (downloads the checkpoints; any local path works too)::
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -34,6 +43,61 @@ if TYPE_CHECKING:
 
 DEFAULT_CAPTIONER = "microsoft/Florence-2-large"
 DEFAULT_EMBEDDER = "google/siglip-so400m-patch14-384"
+HUB_CONNECT_TIMEOUT = 3.0  # seconds
+
+
+def hub_reachable(timeout: float = HUB_CONNECT_TIMEOUT) -> bool:
+    """Whether the Hub endpoint (``HF_ENDPOINT``) accepts a TCP connection; ``False`` under ``HF_HUB_OFFLINE=1``."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def local_files_only(model: str) -> bool:
+    """Whether ``model`` (a folder or a Hub id) must be loaded without the Hub: a folder, or a cached Hub id while the
+    Hub is unreachable.
+
+    Raises:
+        OSError: within seconds, when ``model`` is neither a folder nor cached and the Hub is unreachable.
+    """
+    if Path(model).is_dir():
+        return True
+    if hub_reachable():
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return True
+    raise OSError(f"{model} is not a local folder nor in the Hugging Face cache, and the Hub is unreachable")
+
+
+def load_frame_model(role: str, option: str, model: str, factory: Callable[[], object]) -> object:
+    """``factory()``, once; any failure becomes a ``ValueError`` naming ``role`` (e.g. "frame captioner"), the model
+    and the fix (``option PATH`` for a local copy, or the cached copy with ``HF_HUB_OFFLINE=1``).
+
+    Example:
+        >>> try:
+        ...     load_frame_model("embedder", "--embedder", "nobody/missing", lambda: ImageTextEmbedder("nobody/missing"))
+        ... except ValueError as error:
+        ...     print(str(error).split(" (")[0], "--embedder PATH" in str(error))
+        Cannot load the embedder 'nobody/missing' True
+    """
+    try:
+        return factory()
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"Cannot load the {role} {model!r} ({type(error).__name__}: {first_line}). Fix: pass {option} PATH (a "
+            f"local copy of the model), or download it once where the Hub is reachable (`hf download {model}`) and "
+            "run with HF_HUB_OFFLINE=1 so the cached copy is used without network access."
+        ) from error
 
 
 @runtime_checkable
@@ -78,14 +142,16 @@ class Florence2Captioner:
         device: str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        offline = local_files_only(model)  # before the heavy imports: an unloadable model fails in seconds
         import torch
         from transformers import AutoProcessor, Florence2ForConditionalGeneration
 
         self.name, self.task, self.batch_size, self.max_new_tokens = model, task, batch_size, max_new_tokens
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = dtype or (torch.float16 if self.device.startswith("cuda") else torch.float32)
-        self.processor = AutoProcessor.from_pretrained(model)
-        self.model = Florence2ForConditionalGeneration.from_pretrained(model, dtype=dtype).to(self.device).eval()
+        self.processor = AutoProcessor.from_pretrained(model, local_files_only=offline)
+        self.model = Florence2ForConditionalGeneration.from_pretrained(model, dtype=dtype, local_files_only=offline)
+        self.model = self.model.to(self.device).eval()
 
     def caption(self, frames: np.ndarray) -> list[str]:
         import torch
@@ -108,13 +174,14 @@ class ImageTextEmbedder:
     """CLIP/SigLIP-style embedder: image and text features in one space, ``batch_size`` at a time."""
 
     def __init__(self, model: str = DEFAULT_EMBEDDER, batch_size: int = 64, device: str | None = None) -> None:
+        offline = local_files_only(model)  # before the heavy imports: an unloadable model fails in seconds
         import torch
         from transformers import AutoModel, AutoProcessor
 
         self.name, self.batch_size = model, batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.processor = AutoProcessor.from_pretrained(model)
-        self.model = AutoModel.from_pretrained(model).to(self.device).eval()
+        self.processor = AutoProcessor.from_pretrained(model, local_files_only=offline)
+        self.model = AutoModel.from_pretrained(model, local_files_only=offline).to(self.device).eval()
         if not (hasattr(self.model, "get_image_features") and hasattr(self.model, "get_text_features")):
             raise ValueError(f"{model} has no get_image_features/get_text_features; use a CLIP or SigLIP checkpoint.")
 

@@ -17,8 +17,8 @@ Example (frames are encoded only when a request misses the cache, through the ``
     >>> local = LocalRecord("k", "PMV/a", "f00d", 70.0, 30.0, 640, 360, (288, 512), tuple(times), "fixed",
     ...                     tuple(fixed_segments(times, 70.0, seconds=35.0)), {})
     >>> requests, sent = segment_caption_requests(local, jpegs=lambda times: [], settings=PlanSettings())
-    >>> len(requests), len(sent), requests[1].image_ids[0]
-    (2, 16, 'f00d@35.000@288x512')
+    >>> len(requests), len(sent), requests[1].image_ids[0]  # every 1-fps frame of the two 35 s segments
+    (2, 70, 'f00d@35.000@288x512')
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .api import ChatRequest, ResponseSpec
+from .limits import MAX_FRAMES_PER_REQUEST
 from .prompts import load_prompt
 from .records import LocalRecord
 from .schemas import STRATEGY_TASK_TYPES
@@ -41,10 +42,11 @@ Jpegs = Callable[[list[float]], list[bytes]]
 
 @dataclass(frozen=True)
 class PlanSettings:
-    """How many frames each caption request sends, how wide the multi-segment window is, questions per task type."""
+    """The most frames a caption request sends (its 1-fps frames, evenly thinned beyond that), how wide the
+    multi-segment window is, questions per task type."""
 
-    frames_per_segment: int = 8
-    frames_short_video: int = 16
+    frames_per_segment: int = MAX_FRAMES_PER_REQUEST
+    frames_short_video: int = MAX_FRAMES_PER_REQUEST
     max_segments: int = 6
     questions_per_type: int = 1
 

@@ -12,7 +12,7 @@ Local record (``WORK_DIR/local``, written by :func:`dataset_builder.local_stage.
 
 Annotation record (``WORK_DIR/annotations``, one per finished video, what ``build`` reads)::
 
-    {"video_id", "video", "source", "fingerprint", "duration", "fps", "segmentation",
+    {"video_id", "video", "relative_video", "source", "fingerprint", "duration", "fps", "segmentation",
      "segments": [{"start", "end", "caption"}, ...], "video_caption",
      "qa": [{"task_type", "question", "answer", "strategy", "segment_index", "prompt_version"}, ...],
      "prompt_versions": {"captions": [...], "qa": [...]}, "models": {"api", ...}, "time"}
@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import PurePath
 from typing import Any
 
 from .segmentation import Segment
@@ -117,7 +118,11 @@ class QAPair:
 
 @dataclass(frozen=True)
 class AnnotationRecord:
-    """Everything the API stages produced for one video; ``build`` turns these into the dataset's tables."""
+    """Everything the API stages produced for one video; ``build`` turns these into the dataset's tables.
+
+    ``video`` is the absolute local path (to read the file), ``relative_video`` the path relative to the videos root
+    (what the published ``captions`` table stores; records written before it existed get the file name).
+    """
 
     video_id: str
     video: str
@@ -132,12 +137,14 @@ class AnnotationRecord:
     prompt_versions: dict[str, list[str]]
     models: dict[str, str]
     time: float
+    relative_video: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnnotationRecord:
         return cls(
             video_id=data["video_id"],
             video=data["video"],
+            relative_video=data.get("relative_video") or PurePath(data["video"]).name,
             source=data["source"],
             fingerprint=data["fingerprint"],
             duration=data["duration"],
@@ -155,6 +162,7 @@ class AnnotationRecord:
         return {
             "video_id": self.video_id,
             "video": self.video,
+            "relative_video": self.relative_video or PurePath(self.video).name,
             "source": self.source,
             "fingerprint": self.fingerprint,
             "duration": self.duration,

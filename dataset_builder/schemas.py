@@ -10,11 +10,16 @@ Example:
     >>> from dataset_builder.schemas import validate_qa_response
     >>> validate_qa_response('{"qa": [{"task_type": "temporal", "question": "Q?", "answer": "A."}]}', ["temporal"])
     [{'task_type': 'temporal', 'question': 'Q?', 'answer': 'A.'}]
+    >>> from dataset_builder.schemas import parse_qa_response
+    >>> fenced = '```json\\n{"qa": [{"task_type": "temporal", "question": "Q?", "answer": "A."}, {"task_type": "x"}]}\\n```'
+    >>> parse_qa_response(fenced, ["temporal"])
+    ([{'task_type': 'temporal', 'question': 'Q?', 'answer': 'A.'}], ['qa[1].question must be a non-empty string'])
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from datasets import Features, List, Value
 
@@ -90,36 +95,81 @@ class ResponseValidationError(ValueError):
     """A model response that is not valid JSON or does not match the requested schema."""
 
 
-def validate_qa_response(content: str, task_types: list[str] | tuple[str, ...]) -> list[dict[str, str]]:
-    """Parse ``{"qa": [{"task_type", "question", "answer"}, ...]}`` and check it.
+# A JSON answer wrapped in a Markdown code fence (```json ... ```), as chat models often write it.
+CODE_FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?[ \t]*```\s*$", re.DOTALL)
 
-    Every item needs non-empty ``question``/``answer`` strings and a ``task_type`` from ``task_types``; every
-    requested task type must appear at least once. Returns the items (only the three keys).
+
+def parse_qa_response(content: str, task_types: list[str] | tuple[str, ...]) -> tuple[list[dict[str, str]], list[str]]:
+    """Parse ``{"qa": [{"task_type", "question", "answer"}, ...]}`` (also inside a Markdown code fence).
+
+    An item is valid when it is an object with non-empty ``question``/``answer`` strings and a ``task_type`` from
+    ``task_types``. Invalid items are dropped, not fatal: a retry would pay for the whole answer again.
+
+    Returns:
+        ``(items, problems)``: the valid items (only the three keys, stripped) and one line per dropped item or
+        requested task type without any item.
 
     Raises:
-        ResponseValidationError: naming what is wrong (not JSON, missing key, unknown or missing task type).
+        ResponseValidationError: the answer is not JSON, has no ``"qa"`` list, or has no valid item at all.
     """
+    fenced = CODE_FENCE.match(content or "")
     try:
-        payload = json.loads(content)
+        payload = json.loads(fenced.group(1) if fenced else content)
     except (json.JSONDecodeError, TypeError) as error:
         raise ResponseValidationError(f"response is not valid JSON ({error})") from None
     items = payload.get("qa") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not items:
         raise ResponseValidationError('response must be an object with a non-empty "qa" list')
-    cleaned = []
+    cleaned, problems = [], []
     for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ResponseValidationError(f"qa[{index}] is not an object")
-        for key in ("task_type", "question", "answer"):
-            if not isinstance(item.get(key), str) or not item[key].strip():
-                raise ResponseValidationError(f"qa[{index}].{key} must be a non-empty string")
-        if item["task_type"] not in task_types:
-            raise ResponseValidationError(f"qa[{index}].task_type {item['task_type']!r} not in {list(task_types)}")
-        cleaned.append({key: item[key].strip() for key in ("task_type", "question", "answer")})
-    missing = set(task_types) - {item["task_type"] for item in cleaned}
+        problem = _qa_item_problem(index, item, task_types)
+        if problem:
+            problems.append(problem)
+        else:
+            cleaned.append({key: item[key].strip() for key in ("task_type", "question", "answer")})
+    if not cleaned:
+        raise ResponseValidationError(f"no valid item in the qa list: {'; '.join(problems)}")
+    missing = [t for t in task_types if t not in {item["task_type"] for item in cleaned}]
     if missing:
-        raise ResponseValidationError(f"no questions of task type(s) {sorted(missing)}")
-    return cleaned
+        problems.append(f"no questions of task type(s) {missing}")
+    return cleaned, problems
+
+
+def _qa_item_problem(index: int, item: object, task_types: list[str] | tuple[str, ...]) -> str | None:
+    if not isinstance(item, dict):
+        return f"qa[{index}] is not an object"
+    for key in ("task_type", "question", "answer"):
+        if not isinstance(item.get(key), str) or not item[key].strip():
+            return f"qa[{index}].{key} must be a non-empty string"
+    if item["task_type"] not in task_types:
+        return f"qa[{index}].task_type {item['task_type']!r} not in {list(task_types)}"
+    return None
+
+
+def validate_qa_response(content: str, task_types: list[str] | tuple[str, ...]) -> list[dict[str, str]]:
+    """The valid items of a QA answer (see :func:`parse_qa_response`, which also lists the dropped ones)."""
+    return parse_qa_response(content, task_types)[0]
+
+
+def qa_json_schema(task_types: list[str] | tuple[str, ...]) -> dict:
+    """The ``response_format`` of Structured Outputs for a QA answer: a strict schema of the requested task types."""
+    item = {
+        "type": "object",
+        "properties": {
+            "task_type": {"type": "string", "enum": list(task_types)},
+            "question": {"type": "string"},
+            "answer": {"type": "string"},
+        },
+        "required": ["task_type", "question", "answer"],
+        "additionalProperties": False,
+    }
+    schema = {
+        "type": "object",
+        "properties": {"qa": {"type": "array", "items": item}},
+        "required": ["qa"],
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": "qa_pairs", "strict": True, "schema": schema}}
 
 
 def validate_text_response(content: str | None) -> str:

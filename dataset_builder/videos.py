@@ -45,11 +45,13 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".ts", ".m4v", ".flv"
 
 @dataclass(frozen=True)
 class VideoItem:
-    """One input video: ``path`` is absolute."""
+    """One input video: ``path`` is absolute; ``relative`` is its path relative to the videos root (the ``--videos``
+    directory or the manifest's folder; the file name alone for a file outside it), what published tables store."""
 
     video_id: str
     path: str
     source: str
+    relative: str = ""
 
 
 def list_videos(videos: str | os.PathLike) -> list[VideoItem]:
@@ -60,7 +62,9 @@ def list_videos(videos: str | os.PathLike) -> list[VideoItem]:
         for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()):
             relative = path.relative_to(root)
             source = relative.parts[0] if len(relative.parts) > 1 else "unknown"
-            items.append(VideoItem(relative.with_suffix("").as_posix(), str(path.resolve()), source))
+            items.append(
+                VideoItem(relative.with_suffix("").as_posix(), str(path.resolve()), source, relative.as_posix())
+            )
     elif root.is_file():
         items = [_item(row, root.parent, root) for row in _manifest_rows(root)]
     else:
@@ -90,7 +94,9 @@ def _item(row: dict, base: Path, manifest: Path) -> VideoItem:
     if not location:
         raise ValueError(f"A row of {manifest} has no 'path' (or 'video') field: {row}.")
     path = (base / location).resolve()
-    return VideoItem(str(row.get("video_id") or path.stem), str(path), str(row.get("source") or "unknown"))
+    root = base.resolve()
+    relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+    return VideoItem(str(row.get("video_id") or path.stem), str(path), str(row.get("source") or "unknown"), relative)
 
 
 def shard_items(items: list[VideoItem], index: int, count: int) -> list[VideoItem]:

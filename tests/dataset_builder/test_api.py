@@ -2,12 +2,14 @@
 
 import asyncio
 import base64
+import json
 import time
 
 import pytest
 
 from dataset_builder.api import ApiClient, BatchPending, ChatRequest, RequestFailed, ResponseSpec
 from dataset_builder.batch import BatchRunner
+from dataset_builder.fake_openai_server import default_content
 from dataset_builder.prompts import load_prompt
 from dataset_builder.store import JsonlStore
 
@@ -88,6 +90,130 @@ def test_schema_invalid_answers_are_retried_then_recorded(tmp_path, server):
     (record,) = errors(tmp_path)
     assert record["kind"] == "invalid_answer" and record["attempts"] == 3 and record["video_id"] == "v2"
     assert len(client.cache) == 1 and server.chat_requests == 5
+
+
+UNUSABLE_200 = ["malformed", "not_object", "empty_choices", "no_message", "null_content"]
+
+
+@pytest.mark.parametrize("fault", UNUSABLE_200)
+def test_an_unusable_200_is_a_malformed_answer_retried_then_recorded(tmp_path, server, fault):
+    server.faults = [fault]
+    client = make_client(tmp_path, server, max_invalid_retries=2)
+    # One unusable reply, then a good one.
+    assert asyncio.run(client.complete(caption_request(1))).startswith("Caption")
+    server.faults = [fault] * 3
+    with pytest.raises(RequestFailed, match="malformed"):
+        asyncio.run(client.complete(caption_request(2)))
+    (record,) = errors(tmp_path)
+    assert record["kind"] == "malformed_response" and record["attempts"] == 3 and record["video_id"] == "v2"
+    assert len(client.cache) == 1 and server.chat_requests == 5
+
+
+@pytest.mark.parametrize("fault", UNUSABLE_200)
+def test_an_unusable_batch_answer_is_requeued_not_raised(tmp_path, server, fault):
+    client = make_client(tmp_path, server, batch=True)
+    with pytest.raises(BatchPending):
+        asyncio.run(client.complete(caption_request(1)))
+    server.faults = [fault]
+    runner = BatchRunner(client, tmp_path, "s", poll_interval=0.01)
+    asyncio.run(runner.submit_and_collect())
+    assert [r["kind"] for r in errors(tmp_path)] == ["invalid_batch_answer"] and len(client.cache) == 0
+    with pytest.raises(BatchPending):  # queued again for the next batch
+        asyncio.run(client.complete(caption_request(1)))
+    asyncio.run(runner.submit_and_collect())
+    assert asyncio.run(client.complete(caption_request(1))).startswith("Caption")
+
+
+def test_max_tokens_is_sent_per_stage_and_oversized_answers_are_refused_never_cached(tmp_path, server):
+    huge = "word " * 2_000_000  # a 10 MB caption from a server that ignores max_tokens
+
+    def content(body):
+        return huge if "describe segment 1" in json.dumps(body) else default_content(body)
+
+    server.content_fn = content
+    client = make_client(tmp_path, server, max_tokens={"segment_caption": 300})
+    assert asyncio.run(client.complete(caption_request(0))).startswith("Caption")
+    assert asyncio.run(client.complete(qa_request(0)))
+    assert [body["max_tokens"] for body in server.bodies] == [300, 2048]  # the caption's setting, QA's default
+    with pytest.raises(RequestFailed, match="longer than the 2400 characters"):  # 8 characters per token
+        asyncio.run(client.complete(caption_request(1)))
+    (record,) = errors(tmp_path)
+    assert record["kind"] == "oversized_answer" and record["attempts"] == 3
+    assert len(client.cache) == 2 and (tmp_path / "cache" / "s.jsonl").stat().st_size < 10_000
+    # An oversized answer cached by an earlier version of the kit is not served either: it is asked again.
+    client.cache_store.append({**client.cache[next(iter(client.cache))], "content": huge})
+    server.content_fn = default_content
+    fresh = make_client(tmp_path, server, max_tokens={"segment_caption": 300})
+    assert asyncio.run(fresh.complete(caption_request(0))).startswith("Caption") and server.chat_requests == 6
+
+
+def qa_reply(items):
+    return json.dumps({"qa": items})
+
+
+def test_json_in_code_fences_is_accepted_at_the_first_answer(tmp_path, server):
+    server.content_fn = lambda body: "```json\n" + default_content(body) + "\n```"
+    client = make_client(tmp_path, server)
+    answer = asyncio.run(client.complete(qa_request()))
+    assert [item["task_type"] for item in answer] == ["summarization", "temporal"]
+    assert server.chat_requests == 1 and errors(tmp_path) == []
+
+
+def test_invalid_qa_items_are_dropped_and_the_valid_ones_kept_without_a_retry(tmp_path, server):
+    good = [{"task_type": "summarization", "question": "Sum?", "answer": "It."},
+            {"task_type": "temporal", "question": "When?", "answer": "Then."}]  # fmt: skip
+    bad = [{"task_type": "poetry", "question": "Rhyme?", "answer": "No."},
+           {"task_type": "temporal", "question": "Order?", "answer": "  "}, "not an object"]  # fmt: skip
+    server.content_fn = lambda body: qa_reply([good[0], bad[0], good[1], bad[1], bad[2]])
+    client = make_client(tmp_path, server)
+    assert asyncio.run(client.complete(qa_request())) == good
+    assert server.chat_requests == 1
+    (record,) = errors(tmp_path)
+    assert record["kind"] == "qa_items_dropped" and record["video_id"] == "v0"
+    assert "'poetry'" in record["reason"] and "qa[3].answer" in record["reason"] and "qa[4]" in record["reason"]
+    server.content_fn = lambda body: qa_reply(bad)  # nothing usable: that is an invalid answer, retried
+    with pytest.raises(RequestFailed, match="no valid item"):
+        asyncio.run(client.complete(qa_request(1)))
+    assert server.chat_requests == 4
+
+
+def test_qa_asks_for_structured_outputs_with_a_strict_schema_of_the_requested_task_types(tmp_path, server):
+    client = make_client(tmp_path, server)
+    asyncio.run(client.complete(qa_request()))
+    asyncio.run(client.complete(caption_request()))
+    qa_body, caption_body = server.bodies
+    response_format = qa_body["response_format"]
+    assert response_format["type"] == "json_schema" and response_format["json_schema"]["strict"] is True
+    schema = response_format["json_schema"]["schema"]
+    item = schema["properties"]["qa"]["items"]
+    assert item["properties"]["task_type"]["enum"] == ["summarization", "temporal"]
+    assert set(item["required"]) == {"task_type", "question", "answer"} and item["additionalProperties"] is False
+    assert schema["required"] == ["qa"] and schema["additionalProperties"] is False
+    assert "response_format" not in caption_body
+
+
+def test_a_server_without_json_schema_is_detected_once_and_json_mode_used(tmp_path, server):
+    server.json_schema = False
+    client = make_client(tmp_path, server)
+    for i in range(3):
+        assert asyncio.run(client.complete(qa_request(i)))
+    formats = [body["response_format"]["type"] for body in server.bodies]
+    assert formats == ["json_schema", "json_object", "json_object", "json_object"]
+    assert errors(tmp_path) == [] and client.usage.stages["qa"].failed == 0
+
+
+def test_batch_mode_falls_back_to_json_mode_too(tmp_path, server):
+    server.json_schema = False
+    client = make_client(tmp_path, server, batch=True)
+    runner = BatchRunner(client, tmp_path, "s", poll_interval=0.01)
+    for _ in range(2):
+        with pytest.raises(BatchPending):
+            asyncio.run(client.complete(qa_request()))
+        asyncio.run(runner.submit_and_collect())
+    assert asyncio.run(client.complete(qa_request())) and len(server.batches) == 2
+    assert [r["kind"] for r in errors(tmp_path)] == ["batch_error"] and client.structured is False
+    second = json.loads(server.files[server.batches["batch-1"]["input_file_id"]])
+    assert second["body"]["response_format"] == {"type": "json_object"}
 
 
 def test_persistent_5xx_gives_up_after_max_retries(tmp_path, server):

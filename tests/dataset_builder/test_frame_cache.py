@@ -28,8 +28,8 @@ def api_key(monkeypatch):
 
 def test_sharded_runs_fill_one_cache_that_matches_decoding(videos, server, tmp_path):
     work, out = tmp_path / "work", tmp_path / "dataset"
-    assert annotate(videos, work, server, "--shard", "0/2") == 0
-    assert annotate(videos, work, server, "--shard", "1/2") == 0
+    codes = [annotate(videos, work, server, "--shard", f"{index}/2") for index in range(2)]
+    assert sorted(codes) == [0, 3]  # the broken video is in one shard
     assert sorted(p.name for p in (work / "frame_cache").glob("index-*.jsonl")) == [
         "index-shard-00000-of-00002.jsonl",
         "index-shard-00001-of-00002.jsonl",
@@ -44,7 +44,7 @@ def test_sharded_runs_fill_one_cache_that_matches_decoding(videos, server, tmp_p
         assert np.abs(frames.astype(int) - expected_frames.astype(int)).mean() < 8
 
     writes = {path.name: path.stat().st_size for path in (work / "frame_cache").iterdir()}
-    assert annotate(videos, work, server, "--shard", "0/2") == 0  # re-run: nothing decoded, nothing re-cached
+    assert annotate(videos, work, server, "--shard", "0/2") == codes[0]  # re-run: nothing decoded or re-cached
     assert {path.name: path.stat().st_size for path in (work / "frame_cache").iterdir()} == writes
 
     assert main(["build", "--work-dir", str(work), "--out", str(out)]) == 0
@@ -55,5 +55,5 @@ def test_sharded_runs_fill_one_cache_that_matches_decoding(videos, server, tmp_p
 
 
 def test_no_frame_cache_flag(videos, server, tmp_path):
-    assert annotate(videos, tmp_path / "work", server, "--no-frame-cache", "--segmentation", "fixed") == 0
+    assert annotate(videos, tmp_path / "work", server, "--no-frame-cache", "--segmentation", "fixed") == 3
     assert not (tmp_path / "work" / "frame_cache").exists()

@@ -60,7 +60,13 @@ def test_annotation_line_round_trips_and_reads_by_attribute():
     record = AnnotationRecord.from_dict(json.loads(json.dumps(ANNOTATION_LINE)))
     assert [s.caption for s in record.segments] == ["A red room.", "A lawn."]
     assert [(q.strategy, q.segment_index) for q in record.qa] == [("global", None), ("multi_segment", 0)]
-    assert json.dumps(record.to_dict(), sort_keys=True) == json.dumps(ANNOTATION_LINE, sort_keys=True)
+    # A line from before `relative_video` existed gains the file name (what the captions table publishes).
+    assert record.relative_video == "long.mp4"
+    assert json.dumps(record.to_dict(), sort_keys=True) == json.dumps(
+        {**ANNOTATION_LINE, "relative_video": "long.mp4"}, sort_keys=True
+    )
+    line = {**ANNOTATION_LINE, "relative_video": "PMV/long.mp4"}
+    assert AnnotationRecord.from_dict(line).to_dict() == line
 
 
 def test_a_work_dir_written_in_the_old_format_builds(tmp_path):
@@ -69,7 +75,7 @@ def test_a_work_dir_written_in_the_old_format_builds(tmp_path):
     build_dataset(tmp_path / "work", tmp_path / "dataset")
     cache = str(tmp_path / "hf")
     captions = load_dataset(str(tmp_path / "dataset"), "captions", split="train", cache_dir=cache)
-    assert captions[0]["segments"] == ANNOTATION_LINE["segments"]
+    assert captions[0]["segments"] == ANNOTATION_LINE["segments"] and captions[0]["video"] == "long.mp4"
     assert json.loads(captions[0]["models"]) == ANNOTATION_LINE["models"]
     qa = load_dataset(str(tmp_path / "dataset"), "qa", split="train", cache_dir=cache)
     assert qa["strategy"] == ["global", "multi_segment"] and qa["question"] == ["Sum up?", "What comes first?"]
