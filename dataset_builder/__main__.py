@@ -187,12 +187,12 @@ def parser() -> argparse.ArgumentParser:
     )
     a.add_argument(
         "--frame-cache-format",
-        choices=("jpeg", "webp"),
+        choices=("jpeg", "webp", "png"),
         default="jpeg",
-        help="image format of cached frames (default: %(default)s)",
+        help="image format of cached frames; png is lossless (default: %(default)s)",
     )
     a.add_argument(
-        "--frame-cache-quality", type=int, default=80, help="quality of cached frames (default: %(default)s)"
+        "--frame-cache-quality", type=int, default=95, help="quality of cached frames (default: %(default)s)"
     )
     b = commands.add_parser(
         "build",

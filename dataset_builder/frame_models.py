@@ -30,34 +30,19 @@ Example (downloads the checkpoints; any local path works too)::
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
-from urllib.parse import urlparse
 
 import numpy as np
+
+from modeling_prolongvid.hub import hub_reachable
 
 if TYPE_CHECKING:
     import torch
 
 DEFAULT_CAPTIONER = "microsoft/Florence-2-large"
 DEFAULT_EMBEDDER = "google/siglip-so400m-patch14-384"
-HUB_CONNECT_TIMEOUT = 3.0  # seconds
-
-
-def hub_reachable(timeout: float = HUB_CONNECT_TIMEOUT) -> bool:
-    """Whether the Hub endpoint (``HF_ENDPOINT``) accepts a TCP connection; ``False`` under ``HF_HUB_OFFLINE=1``."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return False
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
-    except OSError:
-        return False
-    return True
 
 
 def local_files_only(model: str) -> bool:

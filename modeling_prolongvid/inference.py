@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -36,6 +34,8 @@ from transformers import (
 import modeling_prolongvid  # noqa: F401  (registers the Auto classes)
 from processing import VideoReadError, probe_video
 from processing.frame_cache import FrameCache, load_frames
+
+from .hub import hub_reachable
 
 TINY_MODEL_ID = "tiny"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
@@ -59,20 +59,6 @@ class Wording:
 
 SPACE_WORDING = Wording()
 CLI_WORDING = Wording(provide_file="pass", frames_setting="--frames")
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub endpoint accepts a TCP connection (no minutes of download retries when offline)."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return False
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
 
 
 def check_model_available(model_id: str) -> None:
