@@ -9,20 +9,18 @@ from the native frame, :mod:`processing.pixels`) and encoded as JPEG, WebP or PN
   cached training sample holds the same frames at the same timestamps as a decoded one;
 * the 1-fps frames (any ``fps`` whose step is a multiple of the cached one is served exactly too).
 
-Training and inference then read the frames they need in milliseconds instead of decoding the file again. A request
-the cache cannot serve exactly (another frame count, another size) is decoded instead, unless the caller accepts the
-nearest cached frame within a stated ``max_offset`` (seconds).
+Training and inference read the frames they need in milliseconds; a request the cache cannot serve exactly is decoded
+instead, unless the caller accepts the nearest cached frame within a stated ``max_offset`` (seconds).
 
-Layout (scales to 300K videos: a few hundred files, not one file per frame)::
+Layout (scales to 300K videos: a few hundred files, not one file per frame; record format: `frame_records`)::
 
     CACHE_DIR/
         shard-<writer>-00000.bin     # appended records, one per video: header (encoded sizes, timestamps, source
                                      # positions, frame counts sampled) + its encoded frames back to back
         index-<writer>.jsonl         # one short JSON line per video: shard, offset, length, sha256, source info
 
-Every writer (one per annotation process / `--shard I/N` run) owns its files, so concurrent writers never touch the
-same file. A record is fsynced before its index line is appended; a crash leaves at most an orphan record (ignored)
-or a torn last index line (skipped). Reads verify the record's sha256: a truncated or corrupt shard makes that video
+Every writer (one per annotation process / `--shard I/N` run) owns its files. A record is fsynced before its index
+line is appended; a crash leaves at most an orphan record (ignored) or a torn last index line (skipped). Reads verify the record's sha256: a truncated or corrupt shard makes that video
 fall back to decoding the original file, with a warning naming it.
 
 Example:
@@ -44,50 +42,28 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from .frame_index import build_frame_index
-from .frame_sampling import sample_frame_indices
+from .frame_records import (
+    DEFAULT_QUALITY,
+    IMAGE_FORMATS,
+    RESIZE_MODES,
+    CacheEntry,
+    PixelError,
+    decode_images,
+    pack_record,
+    pixel_error,
+    unpack_record,
+)
+from .frame_sampling import sample_frame_indices, stage_num_frames
 from .pixels import FrameArray, resize_image
 from .video_reader import decode_frames, load_video, sample_positions
 
 logger = logging.getLogger(__name__)
-
-IMAGE_FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG"}
-RESIZE_MODES = ("square", "short_side")
-# JPEG quality 95 with full-resolution chroma (4:4:4): mean |error| ~1.3 grey levels, 99th percentile ~7, on natural
-# photographs resized to 384x384 (`pixel_error`; 4:2:0 at quality 80 gave 3.3 and 20). "png" is exact.
-DEFAULT_QUALITY = 95
-# Frames each training stage samples, by the video's duration in seconds: (upper bound, frames). Upper bounds are
-# exclusive except the last (20 min); longer videos get no stage frames, only the 1-fps ones.
-STAGE_FRAME_COUNTS = ((120.0, 32), (300.0, 128), (1200.0, 192))
-
-
-def stage_num_frames(duration: float) -> int | None:
-    """Frames the training stage of a ``duration``-second video samples (None past 20 minutes).
-
-    >>> [stage_num_frames(seconds) for seconds in (20, 120, 299.9, 1200, 1201)]
-    [32, 128, 128, 192, None]
-    """
-    for bound, frames in STAGE_FRAME_COUNTS[:-1]:
-        if duration < bound:
-            return frames
-    bound, frames = STAGE_FRAME_COUNTS[-1]
-    return frames if duration <= bound else None
-
-
-def decode_images(blobs: list[bytes], image_format: str) -> np.ndarray:
-    """Encoded frames -> uint8 `(T, H, W, 3)`; JPEG in one batched libjpeg-turbo call (about 2x PIL's speed)."""
-    if image_format == "jpeg":
-        tensors = [torch.frombuffer(bytearray(blob), dtype=torch.uint8) for blob in blobs]
-        return torch.stack(decode_jpeg(tensors, mode=ImageReadMode.RGB)).permute(0, 2, 3, 1).numpy()
-    return np.stack([np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")) for blob in blobs])
 
 
 class FrameCacheError(ValueError):
@@ -96,60 +72,6 @@ class FrameCacheError(ValueError):
 
 class FrameCacheMiss(FrameCacheError):
     """The cache holds the video but not the frames asked for (callers decode them instead)."""
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    """One video's index line (a few hundred bytes, so 300K videos index in tens of MB): where its record lives."""
-
-    video_id: str
-    shard: str
-    offset: int
-    length: int
-    num_frames: int
-    source_num_frames: int
-    source_fps: float
-    sha256: str
-    image_format: str
-
-
-@dataclass(frozen=True)
-class PixelError:
-    """How far cached frames are from the frames decoding gives (uint8 grey levels; see :func:`pixel_error`)."""
-
-    mean: float
-    p99: float
-    max: int
-    bytes_per_frame: float
-
-
-def pixel_error(cached: np.ndarray, decoded: np.ndarray, encoded_bytes: int | None = None) -> PixelError:
-    """Compare cached frames with the decoded ones, both uint8 ``(T, H, W, 3)``; ``encoded_bytes`` is their total
-    size in the cache.
-
-    >>> frames = np.zeros((2, 4, 4, 3), np.uint8)
-    >>> pixel_error(frames + 2, frames, encoded_bytes=100)
-    PixelError(mean=2.0, p99=2.0, max=2, bytes_per_frame=50.0)
-    """
-    if cached.shape != decoded.shape:
-        raise ValueError(f"cached frames {cached.shape} and decoded frames {decoded.shape} differ in shape")
-    error = np.abs(cached.astype(np.int16) - decoded.astype(np.int16))
-    per_frame = float(encoded_bytes) / len(cached) if encoded_bytes is not None else float("nan")
-    return PixelError(float(error.mean()), float(np.percentile(error, 99)), int(error.max()), per_frame)
-
-
-def pack_record(header: dict, frames: list[bytes]) -> bytes:
-    """`[8-byte little-endian header length][header JSON][frame 0][frame 1]...`."""
-    encoded_header = json.dumps(header).encode()
-    return len(encoded_header).to_bytes(8, "little") + encoded_header + b"".join(frames)
-
-
-def unpack_record(record: bytes) -> tuple[dict, list[bytes]]:
-    """Inverse of `pack_record`: the header and the encoded frames."""
-    header_length = int.from_bytes(record[:8], "little")
-    header = json.loads(record[8 : 8 + header_length])
-    starts = np.concatenate(([8 + header_length], 8 + header_length + np.cumsum(header["frame_bytes"])))
-    return header, [record[starts[i] : starts[i + 1]] for i in range(len(header["frame_bytes"]))]
 
 
 class FrameCacheWriter:

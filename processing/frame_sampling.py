@@ -82,3 +82,21 @@ def sample_frame_indices(
             f"num_frames (at most {max_frames}) or fps to sample it"
         )
     return np.arange(total_frames, dtype=np.int64)
+
+
+# Frames each training stage samples, by the video's duration in seconds: (upper bound, frames). Upper bounds are
+# exclusive except the last (20 min); longer videos get no stage frames, only the 1-fps ones.
+STAGE_FRAME_COUNTS = ((120.0, 32), (300.0, 128), (1200.0, 192))
+
+
+def stage_num_frames(duration: float) -> int | None:
+    """Frames the training stage of a ``duration``-second video samples (None past 20 minutes).
+
+    >>> [stage_num_frames(seconds) for seconds in (20, 120, 299.9, 1200, 1201)]
+    [32, 128, 128, 192, None]
+    """
+    for bound, frames in STAGE_FRAME_COUNTS[:-1]:
+        if duration < bound:
+            return frames
+    bound, frames = STAGE_FRAME_COUNTS[-1]
+    return frames if duration <= bound else None

@@ -23,7 +23,14 @@ def test_readme_opens_with_demo_and_test_commands():
     assert tests.strip() in (ROOT / ".ci" / "run").read_text(), ".ci/run must run the README's test command"
 
 
-DOCUMENTS = ["README.md", "space/README.md", "dataset_builder/README.md", ".ci/run", ".ci/setup.sh", ".ci/install_browser.sh"]
+DOCUMENTS = [
+    "README.md",
+    "space/README.md",
+    "dataset_builder/README.md",
+    ".ci/run",
+    ".ci/setup.sh",
+    ".ci/install_browser.sh",
+]
 TOP_LEVEL = r"(?:modeling_prolongvid|processing|recipes|dataset_builder|space|tests|benchmarks|evaluation)"
 
 

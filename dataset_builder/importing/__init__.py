@@ -9,6 +9,7 @@ Modules, one responsibility each (this ``__init__`` imports none of them, so ``-
 * :mod:`~dataset_builder.importing.readers` -- annotation files -> resumable chunks of rows.
 * :mod:`~dataset_builder.importing.media` -- media paths under ``--media-root``, header probes (parallel, cached),
   embedded images written to files.
+* :mod:`~dataset_builder.importing.settings` -- what an import is asked to do, and what it did.
 * :mod:`~dataset_builder.importing.importer` -- the resumable import itself.
 * :mod:`~dataset_builder.importing.card` -- the imported dataset's card.
 """
