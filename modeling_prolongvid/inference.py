@@ -166,13 +166,13 @@ def load_model(
 ) -> tuple[torch.nn.Module, object]:
     """Load `(model, processor)` from a Hub id, a local directory, or `"tiny"` (random demo weights).
 
-    By default the weights are bf16 on CUDA and fp32 on CPU; attention is `attn_implementation` ("sdpa", or
+    By default the weights are float16 on CUDA (upstream's evaluation precision) and float32 on CPU; attention is `attn_implementation` ("sdpa", or
     "flash_attention_2" where installed). The model is in eval mode.
 
         >>> model, processor = load_model("tiny", device="cpu")
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    dtype = dtype or (torch.float16 if device.startswith("cuda") else torch.float32)  # upstream evaluated in fp16
     if model_id != TINY_MODEL_ID:
         return _load(model_id, device, dtype, attn_implementation)
     try:

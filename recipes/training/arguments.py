@@ -54,8 +54,9 @@ class StageArguments:
     dataset_configs: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "Several subsets of `dataset_name` trained together (the mixed baseline); overrides "
-            "`dataset_config` when given."
+            "help": "Several subsets trained together (the mixed baseline, or a mix of datasets); overrides "
+            "`dataset_config` when given. `CONFIG` is a subset of `dataset_name`; `DIR:CONFIG` one of another built "
+            "or imported dataset folder (its media paths resolved against DIR; its frames decoded, not cached)."
         },
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N rows (smoke runs)."})

@@ -29,35 +29,71 @@ from processing.frame_cache import FrameCache
 REQUIRED_COLUMNS = ("messages",)
 
 
+def split_subset(entry: str, dataset_dir: str | Path) -> tuple[Path, str]:
+    """`"stage1"` -> `(dataset_dir, "stage1")`; `"other/dataset:stage2"` -> `(Path("other/dataset"), "stage2")`: a
+    training mix can list configs of several built or imported datasets.
+
+    >>> split_subset("stage1", "data"), split_subset("imported/videos:stage2", "data")
+    ((PosixPath('data'), 'stage1'), (PosixPath('imported/videos'), 'stage2'))
+    """
+    folder, separator, config = entry.rpartition(":")
+    return (Path(folder), config) if separator and folder else (Path(dataset_dir), entry)
+
+
+def _absolute_media(part: Dataset, folder: Path) -> Dataset:
+    """Rows of another dataset folder: their relative `video` / `image` paths made absolute against that folder."""
+    columns = [column for column in ("video", "image") if column in part.column_names]
+
+    def resolve(row: dict) -> dict:
+        return {
+            column: str(folder.resolve() / row[column])
+            if row[column] and not Path(row[column]).is_absolute()
+            else row[column]
+            for column in columns
+        }
+
+    return part.map(resolve, desc=f"media paths of {folder}") if columns else part
+
+
 def load_training_rows(dataset_dir: str | Path, subsets: list[str], max_rows: int | None = None) -> Dataset:
     """Concatenate the `train` split of `subsets` of the dataset at `dataset_dir` (Parquet under `<subset>/`), each
     row with a `subset` column naming its subset (the mixed baseline samples each subset's frame count).
 
+    A subset written `DIR:CONFIG` comes from another dataset folder (a second build, an import): its rows' relative
+    media paths are made absolute against `DIR`, so one stage can train on a mix of datasets.
+
     Raises ValueError naming the subset and the fix when a subset is missing, empty or lacks `messages`.
     """
-    dataset_dir = Path(dataset_dir)
     if not subsets:
         raise ValueError("No dataset subset given: set dataset_config (or dataset_configs) in the stage YAML.")
     parts = []
-    for subset in subsets:
-        files = sorted((dataset_dir / subset).glob("*.parquet"))
-        if files:
-            part = load_dataset("parquet", data_files=[str(f) for f in files], split="train")
-        elif (dataset_dir / "README.md").is_file():
-            part = load_dataset(str(dataset_dir), subset, split="train")
-        else:
-            raise ValueError(
-                f"Subset {subset!r} not found: expected Parquet files under {dataset_dir / subset}. Build the dataset "
-                "first (python -m dataset_builder) or fix dataset_name / dataset_config."
-            )
-        missing = [column for column in REQUIRED_COLUMNS if column not in part.column_names]
-        if missing or len(part) == 0:
-            raise ValueError(f"Subset {subset!r} of {dataset_dir} is empty or lacks columns {missing}.")
-        if "subset" in part.column_names:
-            part = part.remove_columns("subset")
-        parts.append(part.add_column("subset", [subset] * len(part)))
+    for entry in subsets:
+        folder, subset = split_subset(entry, dataset_dir)
+        part = _load_subset(folder, subset)
+        if folder != Path(dataset_dir):
+            part = _absolute_media(part, folder)
+        parts.append(part)
     rows = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     return rows.select(range(min(max_rows, len(rows)))) if max_rows else rows
+
+
+def _load_subset(dataset_dir: Path, subset: str) -> Dataset:
+    files = sorted((dataset_dir / subset).glob("*.parquet"))
+    if files:
+        part = load_dataset("parquet", data_files=[str(f) for f in files], split="train")
+    elif (dataset_dir / "README.md").is_file():
+        part = load_dataset(str(dataset_dir), subset, split="train")
+    else:
+        raise ValueError(
+            f"Subset {subset!r} not found: expected Parquet files under {dataset_dir / subset}. Build the dataset "
+            "first (python -m dataset_builder) or fix dataset_name / dataset_config."
+        )
+    missing = [column for column in REQUIRED_COLUMNS if column not in part.column_names]
+    if missing or len(part) == 0:
+        raise ValueError(f"Subset {subset!r} of {dataset_dir} is empty or lacks columns {missing}.")
+    if "subset" in part.column_names:
+        part = part.remove_columns("subset")
+    return part.add_column("subset", [subset] * len(part))
 
 
 def open_frame_cache(frame_cache_dir: str | None, dataset_dir: str | Path | None) -> FrameCache | None:

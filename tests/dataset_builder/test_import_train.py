@@ -8,6 +8,7 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,23 @@ def test_a_rows_own_num_frames_is_sampled(tiny_model_and_processor, imported):
     assert rows[1]["num_frames"] == 6
     batch = VideoSFTCollator(processor, num_frames=4, dataset_dir=imported / "videos")([rows[1]])
     assert batch["pixel_values_videos"].shape[1] == 6
+
+
+def test_a_stage_trains_on_a_mix_of_a_build_and_an_import(tiny_model_and_processor, imported, tmp_path):
+    from recipes.training.collator import VideoSFTCollator
+    from recipes.training.data import load_training_rows
+    from recipes.training.tiny_inputs import write_tiny_dataset
+
+    _, processor = tiny_model_and_processor
+    built = write_tiny_dataset(tmp_path / "built", rows_per_subset=2)
+    rows = load_training_rows(built, ["stage1", f"{imported / 'videos'}:stage1"])
+    assert len(rows) == 2 + 4 and rows["subset"] == ["stage1"] * 6
+    imported_videos = [Path(video) for video in rows["video"][2:]]
+    assert all(video.is_absolute() and video.is_file() for video in imported_videos), imported_videos
+    assert not Path(rows["video"][0]).is_absolute(), "rows of the stage's own dataset keep their relative paths"
+    collator = VideoSFTCollator(
+        processor, num_frames=4, dataset_dir=built, label_mask="assistant", media_errors="raise"
+    )
+    batch = collator([rows[0], rows[2]])  # one built row, one imported row: both videos found
+    assert batch["pixel_values_videos"].shape[:2] == (2, 4)
+    assert batch["skipped_media"].tolist() == [0, 0]
