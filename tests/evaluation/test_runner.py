@@ -185,8 +185,8 @@ def test_frame_cache_serves_the_frames(tiny_checkpoint, videomme, tmp_path):
     from processing.frame_cache import FrameCacheWriter
 
     writer = FrameCacheWriter(tmp_path / "cache", size=24)
-    positions = np.arange(0, 30, 10)  # 1 fps of the 10 fps source
-    writer.add("vid000", np.full((3, 24, 24, 3), 255, np.uint8), positions / 10.0, positions, 30, 10.0)
+    positions = np.linspace(0, 29, 4, dtype=int)  # the exact 4-frame sample of the 30-frame, 10 fps source
+    writer.add("vid000", np.full((4, 24, 24, 3), 255, np.uint8), positions / 10.0, positions, 30, 10.0)
     processor = AutoProcessor.from_pretrained(tiny_checkpoint)
     questions = BENCHMARKS["videomme"].read(videomme)
     cached = config(tiny_checkpoint, videomme, "unused", frame_cache=str(tmp_path / "cache"))

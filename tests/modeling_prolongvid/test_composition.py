@@ -109,7 +109,7 @@ def test_composed_config_has_the_converted_shape(parts):
     converted checkpoint's config does (last hidden state, no head, strategy full)."""
     _, directory = parts
     model, _ = compose_prolongvid(directory / "llm", directory / "vision", pooled_grid_size=2, image_grid_max=2)
-    converted = convert_config(UPSTREAM_7B_CONFIG, None, image_token_id=1, video_token_id=2)
+    converted = convert_config(UPSTREAM_7B_CONFIG, None, image_token_id=1, video_token_id=2, num_frames=128)
     assert converted.vision_config.num_hidden_layers == 27 - 1
     for config in (model.config, converted):
         assert (config.vision_feature_layer, config.vision_feature_select_strategy) == (-1, "full")
