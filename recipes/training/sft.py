@@ -11,14 +11,19 @@ accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/st
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from recipes.training.collator import VideoSFTCollator
-from recipes.training.data import load_training_rows, open_frame_cache
+from recipes.training.data import open_frame_cache
 from recipes.training.freezing import apply_freezing, count_trainable
-from recipes.training.stage import FinishedStage, finish_stage, load_prolongvid, logger, maybe_apply_lora, setup_stage
+from recipes.training.stage import (
+    FinishedStage,
+    finish_stage,
+    load_prolongvid,
+    load_stage_rows,
+    logger,
+    maybe_apply_lora,
+    setup_stage,
+)
 from recipes.training.trainer import ProLongVidSFTTrainer, enable_ring_attention
-from recipes.training.validation import DROPPED_ROWS_FILE, apply_row_policy
 
 
 def train(script_args, training_args, model_args) -> None:
@@ -55,15 +60,7 @@ def train(script_args, training_args, model_args) -> None:
         subset_num_frames=frames_by_subset,
         media_errors=script_args.media_errors,
     )
-    rows = load_training_rows(script_args.dataset_name, script_args.subsets(), script_args.max_train_samples)
-    logger.info("%d training rows from %s %s", len(rows), script_args.dataset_name, script_args.subsets())
-    rows = apply_row_policy(
-        rows,
-        collator,
-        script_args.invalid_rows,
-        Path(training_args.output_dir) / DROPPED_ROWS_FILE,
-        is_main_process=training_args.process_index == 0,
-    )
+    rows = load_stage_rows(script_args, training_args, collator)
 
     # ------------------------------------------------------------------ trainer
     trainer = ProLongVidSFTTrainer(

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch.distributed as dist
 from transformers import set_seed
 
 from recipes.parallel.sequence_parallel import SequenceParallelState, init_sequence_parallel
+from recipes.training.data import load_training_rows
 from recipes.training.handoff import check_starting_checkpoint, write_stage_record
 from recipes.training.model_card import write_model_card
+from recipes.training.validation import DROPPED_ROWS_FILE, apply_row_policy
 
 if TYPE_CHECKING:
     from transformers import Trainer
@@ -104,6 +107,20 @@ def gradient_accumulation_steps(global_batch_size: int, dp_size: int, per_device
             f"gradient_accumulation_steps (it is derived) or set global_batch_size {per_step * given}."
         )
     return derived
+
+
+def load_stage_rows(script_args, training_args, collator):
+    """The stage's training rows: its subsets loaded, then checked against `collator` (rows that cannot train are
+    dropped and listed in `<output_dir>/dropped_rows.jsonl`, or refused, as `invalid_rows` says)."""
+    rows = load_training_rows(script_args.dataset_name, script_args.subsets(), script_args.max_train_samples)
+    logger.info("%d training rows from %s %s", len(rows), script_args.dataset_name, script_args.subsets())
+    return apply_row_policy(
+        rows,
+        collator,
+        script_args.invalid_rows,
+        Path(training_args.output_dir) / DROPPED_ROWS_FILE,
+        is_main_process=training_args.process_index == 0,
+    )
 
 
 def load_prolongvid(model_args, model_path: str | None = None):
