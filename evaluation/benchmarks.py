@@ -14,6 +14,8 @@ Layouts (``--data DIR``):
   answer, question_type``), videos ``DIR/video/<n>_<task>/<video>``; multiple-choice tasks 1-7.
 - ``longvideobench_val`` (longvideobench/LongVideoBench): ``DIR/lvb_val.json`` (list of ``id, video_path,
   question, candidates, correct_choice, duration_group, question_category``), videos ``DIR/videos/<video_path>``.
+- ``world`` (the kit's synthetic world, ``dataset_builder.world.benchmark``): the Video-MME layout, ``duration`` is
+  the band (short/medium/long) and ``task_type`` the task family.
 - ``tempcompass_mc`` (lmms-lab/TempCompass, multi-choice config): ``DIR/multi-choice/*.parquet`` with columns
   ``video_id, dim, question, answer``; videos ``DIR/videos/<video_id>.mp4``.
 
@@ -56,6 +58,9 @@ TEMPCOMPASS_MC_POST_PROMPT = "\nPlease directly give the best option:"
 # LongVideoBench duration groups (seconds, the benchmark's `duration_group`) as the paper names them.
 LONGVIDEOBENCH_DURATIONS = {"15": "8-15s", "60": "15-60s", "600": "180-600s", "3600": "900-3600s"}
 VIDEOMME_DURATIONS = ("short", "medium", "long")
+# The synthetic world's benchmark (dataset_builder.world.benchmark): the question, its lettered options, this line
+# (the world model answers with the option's text, which extract_choice maps to its letter).
+WORLD_POST_PROMPT = "Answer with the best option."
 VIDEO_SUFFIXES = (".mp4", ".MP4", ".mkv")
 
 
@@ -218,6 +223,10 @@ def prompt_videomme_subtitles(question: Question, subtitles: str | None) -> str:
     return VIDEOMME_SUBTITLES_PROMPT + subtitle_text + "\n" + body + "\n" + VIDEOMME_SUBTITLE_POST_PROMPT
 
 
+def prompt_world(question: Question, subtitles: str | None = None) -> str:
+    return question.question + "\n" + "\n".join(question.options) + "\n" + WORLD_POST_PROMPT
+
+
 MLVU_LAYOUT = (
     "DIR/json/<n>_<task>.json (lists of video, duration, question, candidates, answer, question_type), "
     "DIR/video/<n>_<task>/<video>"
@@ -346,6 +355,10 @@ BENCHMARKS: dict[str, Benchmark] = {
         lambda root: read_videomme(root, "videomme_w_subtitle"),
         prompt_videomme_subtitles,
         uses_subtitles=True,
+    ),
+    # The synthetic world's held-out benchmark (Video-MME layout; duration = band, task_type = task family).
+    "world": Benchmark(
+        "world", "Synthetic world MC", VIDEOMME_LAYOUT, 16, lambda root: read_videomme(root, "world"), prompt_world
     ),
     "mlvu_dev": Benchmark("mlvu_dev", "MLVU M-Avg", MLVU_LAYOUT, 16, read_mlvu, prompt_mlvu),
     "longvideobench_val": Benchmark(

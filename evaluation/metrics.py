@@ -22,6 +22,7 @@ from .store import Prediction
 
 DURATION_ORDER = {
     "videomme": VIDEOMME_DURATIONS,
+    "world": VIDEOMME_DURATIONS,
     "videomme_w_subtitle": VIDEOMME_DURATIONS,
     "longvideobench_val": tuple(LONGVIDEOBENCH_DURATIONS),
 }

@@ -18,7 +18,7 @@ Example:
     >>> print(prompt(question.question, question.options))  # doctest: +ELLIPSIS
     How many scenes does the video have?
     A. ...
-    Answer with the option's letter from the given choices directly.
+    Answer with the best option.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from .timeline import BACKGROUNDS, FLASH_COLOURS, OBJECT_COLOURS, SHAPES, Appear
 
 FAMILIES = ("attribute", "counting", "temporal", "needle", "summary")
 LETTERS = "ABCD"
-POST_PROMPT = "Answer with the option's letter from the given choices directly."
+# The model is taught to answer with the chosen option's text; the harness maps a reply that repeats exactly one
+# option's text to its letter (evaluation.answers.extract_choice, rule 5).
+POST_PROMPT = "Answer with the best option."
 ALL_OBJECTS = tuple(f"{colour} {shape}" for shape in SHAPES for colour in OBJECT_COLOURS)
 NUMBER_WORDS = ("1", "2", "3", "4", "5", "6", "7")
 
@@ -54,6 +56,11 @@ def prompt(question: str, options: tuple[str, ...] | list[str]) -> str:
     """The question, its lettered options and the harness's post-prompt, one per line."""
     lines = [question, *(f"{letter}. {option}" for letter, option in zip(LETTERS, options)), POST_PROMPT]
     return "\n".join(lines)
+
+
+def mc_answer(question: MultipleChoice) -> str:
+    """The training answer of a multiple-choice question: the correct option's text."""
+    return question.answer_text
 
 
 def _choice(rng: np.random.Generator, family: str, question: str, answer: str, pool: list[str]) -> MultipleChoice:

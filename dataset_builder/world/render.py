@@ -32,7 +32,7 @@ from .timeline import BACKGROUNDS, OBJECT_COLOURS, FrameState, Timeline
 
 FRAME_SIZE = 64
 FPS = 1
-OBJECT_RADIUS = 0.2  # of the frame side
+OBJECT_RADIUS = 0.25  # of the frame side
 
 
 def shape_mask(shape: str, size: int, centre_x: float, radius: float) -> np.ndarray:

@@ -1,0 +1,188 @@
+r"""The synthetic world end to end, one command: world -> annotate -> build -> init -> stages 1, 2, 3 -> evaluate -> card.
+
+```bash
+python -m recipes.world.reproduce --out runs/world
+```
+
+Every step runs the kit's own command line, as a user would, and is skipped when its output is already there (a
+re-run resumes; `--force STEP` redoes one):
+
+1. `videos`, `benchmark`: `python -m dataset_builder.world videos|benchmark` (training seeds and held-out seeds).
+2. `annotate`: `python -m dataset_builder annotate` with the world's frame models (pixel analysis, `module:attr`
+   paths) against the world captioner (`python -m dataset_builder.world.captioner_server`, an OpenAI-compatible server
+   on 127.0.0.1); `build`: `python -m dataset_builder build` (the stage splits by duration).
+3. `init`: `python -m recipes.world.init` (tiny ProLongVid from scratch, tokenizer trained on the dataset's text).
+4. `stage1` .. `stage3`: `accelerate launch ... recipes/stageN.py --config recipes/world/stageN.yaml` (32 / 128 / 192
+   frames, 2 CPU processes).
+5. `evaluate`: `python -m evaluation run --benchmark world` after stage 1 (at 32 and 192 frames), stage 2 (128) and
+   stage 3 (192 and 256: extrapolation); `card`: the model card with the results and the learning curve
+   (`recipes.world.card`).
+
+The sizes of the run (videos per band, questions per task type) are flags; the defaults are what the shipped
+checkpoint was trained with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+RECIPES = Path(__file__).resolve().parent
+REPO = RECIPES.parents[1]
+CAPTIONER = "dataset_builder.world.perception:WorldFrameCaptioner"
+EMBEDDER = "dataset_builder.world.perception:WorldFrameEmbedder"
+STEPS = ("videos", "benchmark", "annotate", "build", "init", "stage1", "stage2", "stage3", "evaluate", "card")
+# (checkpoint, frame counts) evaluated on the held-out benchmark.
+EVALUATIONS = (("stage1", (32, 192)), ("stage2", (128,)), ("stage3", (192, 256)))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(command: list[str], log: Path, env: dict | None = None) -> None:
+    """Run one step's command (cwd: the repository), its output appended to `log`; a failure names the log."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    print("$", " ".join(command), flush=True)
+    with open(log, "a") as handle:
+        handle.write("$ " + " ".join(command) + "\n")
+        handle.flush()
+        result = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    if result.returncode != 0:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-30:])
+        raise SystemExit(f"step failed (exit {result.returncode}); its log is {log}:\n{tail}")
+    print(f"  done in {time.time() - started:.0f} s", flush=True)
+
+
+@contextmanager
+def captioner_server(log: Path):
+    """The world captioner on 127.0.0.1 for the duration of the block; yields its base URL."""
+    with open(log, "a") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dataset_builder.world.captioner_server", "--port", "0"],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=handle, text=True,
+        )  # fmt: skip
+        try:
+            line = process.stdout.readline()
+            if not line.startswith("PORT"):
+                raise SystemExit(f"the world captioner did not start (see {log})")
+            yield f"http://127.0.0.1:{line.split()[1]}/v1"
+        finally:
+            process.stdin.close()
+            process.wait(timeout=30)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m recipes.world.reproduce", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/world", help="run directory (default: %(default)s)")
+    parser.add_argument("--short", type=int, default=240, help="training videos of 10 s - 2 min (default: %(default)s)")
+    parser.add_argument("--medium", type=int, default=100, help="training videos of 2 - 5 min (default: %(default)s)")
+    parser.add_argument("--long", type=int, default=100, help="training videos of 5 - 20 min (default: %(default)s)")
+    parser.add_argument(
+        "--benchmark-videos",
+        type=int,
+        nargs=3,
+        default=(40, 30, 30),
+        metavar=("SHORT", "MEDIUM", "LONG"),
+        help="held-out videos per band (default: 40 30 30)",
+    )
+    parser.add_argument(
+        "--questions-per-type", type=int, default=4, help="QA pairs per task type and request (default: %(default)s)"
+    )
+    parser.add_argument("--processes", type=int, default=2, help="training processes (default: %(default)s)")
+    parser.add_argument("--max-steps", type=int, default=None, help="cap every stage's optimizer steps (smoke runs)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of every stage (default: %(default)s)")
+    parser.add_argument("--force", action="append", default=[], choices=STEPS, help="redo STEP (repeatable)")
+    parser.add_argument("--until", choices=STEPS, default="card", help="stop after this step (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Path(args.out).resolve()
+    logs = out / "logs"
+    python = sys.executable
+    env = {**os.environ, "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "EMPTY"), "TOKENIZERS_PARALLELISM": "false"}
+    done_markers = {
+        "videos": out / "videos" / "timelines.jsonl",
+        "benchmark": out / "benchmark" / "videomme",
+        "annotate": out / "work" / "annotate.done",
+        "build": out / "dataset" / "README.md",
+        "init": out / "init" / "prolongvid_stage.json",
+        "stage1": out / "stage1" / "prolongvid_stage.json",
+        "stage2": out / "stage2" / "prolongvid_stage.json",
+        "stage3": out / "stage3" / "prolongvid_stage.json",
+        "evaluate": out / "eval" / "evaluate.done",
+        "card": out / "stage3" / "README.md",
+    }
+
+    def pending(step: str) -> bool:
+        return step in args.force or not done_markers[step].exists()
+
+    started = time.time()
+    for step in STEPS:
+        if not pending(step):
+            print(f"[{step}] already done ({done_markers[step]})")
+        elif step == "videos":
+            run([python, "-m", "dataset_builder.world", "videos", "--out", str(out / "videos"),
+                 "--short", str(args.short), "--medium", str(args.medium), "--long", str(args.long)], logs / "videos.log")  # fmt: skip
+        elif step == "benchmark":
+            short, medium, long = (str(n) for n in args.benchmark_videos)
+            run([python, "-m", "dataset_builder.world", "benchmark", "--out", str(out / "benchmark"),
+                 "--short", short, "--medium", medium, "--long", long], logs / "benchmark.log")  # fmt: skip
+        elif step == "annotate":
+            with captioner_server(logs / "captioner.log") as base_url:
+                run([python, "-m", "dataset_builder", "annotate", "--videos", str(out / "videos"),
+                     "--out", str(out / "work"), "--base-url", base_url, "--model", "world-captioner",
+                     "--frame-captioner", CAPTIONER, "--embedder", EMBEDDER, "--frame-size", "64",
+                     "--frame-cache-size", "64", "--frame-cache-format", "png",
+                     "--questions-per-type", str(args.questions_per_type), "--concurrency", "32",
+                     "--no-progress"], logs / "annotate.log", env)  # fmt: skip
+            done_markers["annotate"].write_text("ok\n")
+        elif step == "build":
+            run([python, "-m", "dataset_builder", "build", "--work-dir", str(out / "work"), "--out",
+                 str(out / "dataset")], logs / "build.log", env)  # fmt: skip
+        elif step == "init":
+            run([python, "-m", "recipes.world.init", "--config", str(RECIPES / "init.yaml"), "--dataset",
+                 str(out / "dataset"), "--out", str(out / "init")], logs / "init.log", env)  # fmt: skip
+        elif step.startswith("stage"):
+            number = int(step[-1])
+            previous = "init" if number == 1 else f"stage{number - 1}"
+            launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(args.processes),
+                      "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())]  # fmt: skip
+            if args.processes == 1:
+                launch = ["accelerate", "launch", "--num_processes", "1", "--mixed_precision", "no"]
+            command = [*launch, f"recipes/stage{number}.py", "--config", str(RECIPES / f"stage{number}.yaml"),
+                       "--model_name_or_path", str(out / previous), "--dataset_name", str(out / "dataset"),
+                       "--output_dir", str(out / step), "--seed", str(args.seed)]  # fmt: skip
+            if args.max_steps:
+                command += ["--max_steps", str(args.max_steps)]
+            run(command, logs / f"{step}.log", env)
+        elif step == "evaluate":
+            for checkpoint, frames in EVALUATIONS:
+                run([python, "-m", "evaluation", "run", "--model", str(out / checkpoint), "--benchmark", "world",
+                     "--data", str(out / "benchmark"), "--out", str(out / "eval" / checkpoint), "--frames",
+                     *(str(f) for f in frames), "--dtype", "float32", "--device", "cpu", "--num-workers", "0"],
+                    logs / "evaluate.log", env)  # fmt: skip
+            done_markers["evaluate"].write_text("ok\n")
+        elif step == "card":
+            from recipes.world.card import write_card
+
+            print(write_card(out, minutes=(time.time() - started) / 60))
+        if step == args.until:
+            break
+    print(f"world chain finished in {(time.time() - started) / 60:.1f} min: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
