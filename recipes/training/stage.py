@@ -181,11 +181,13 @@ class FinishedStage:
 
 
 def finish_stage(stage: FinishedStage) -> None:
-    """Save weights + processor, the stage record and the model card; then close the process group cleanly."""
+    """Save weights + processor, the training log (`trainer_state.json`: loss per logging step), the stage record and
+    the model card; then close the process group cleanly."""
     trainer, script_args, training_args = stage.trainer, stage.script_args, stage.training_args
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         trainer.processing_class.save_pretrained(training_args.output_dir)
+        trainer.state.save_to_json(str(Path(training_args.output_dir) / "trainer_state.json"))
         write_stage_record(
             training_args.output_dir,
             stage=script_args.stage,

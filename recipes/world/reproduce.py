@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "stage2": out / "stage2" / "prolongvid_stage.json",
         "stage3": out / "stage3" / "prolongvid_stage.json",
         "evaluate": out / "eval" / "evaluate.done",
-        "card": out / "stage3" / "README.md",
+        "card": out / "model" / "README.md",
     }
 
     def pending(step: str) -> bool:
