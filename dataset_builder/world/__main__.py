@@ -23,9 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--out", required=True, help="output folder (created; existing videos are kept)")
         for band, default in zip(("short", "medium", "long"), defaults):
-            command.add_argument(
-                f"--{band}", type=int, default=default, help=f"{band} videos (default: %(default)s)"
-            )
+            command.add_argument(f"--{band}", type=int, default=default, help=f"{band} videos (default: %(default)s)")
         if name == "videos":
             command.add_argument("--first-seed", type=int, default=0, help="seed of the first video per band")
         else:

@@ -133,16 +133,12 @@ def multiple_choice(timeline: Timeline, seed: int = 0) -> list[MultipleChoice]:
             pool = [f"{appearance.colour} {shape}" for shape in shapes] + [
                 f"{colour} {appearance.shape}" for colour in colours
             ]
-            questions.append(
-                _choice(rng, "attribute", f"Which object is {appearance.colour}?", appearance.name, pool)
-            )
+            questions.append(_choice(rng, "attribute", f"Which object is {appearance.colour}?", appearance.name, pool))
 
     # counting
     numbers = list(NUMBER_WORDS)
     questions.append(_choice(rng, "counting", "How many scenes does the video have?", str(len(scenes)), numbers))
-    questions.append(
-        _choice(rng, "counting", "How many objects appear in the video?", str(len(appearances)), numbers)
-    )
+    questions.append(_choice(rng, "counting", "How many objects appear in the video?", str(len(appearances)), numbers))
 
     # temporal
     names = [a.name for a in appearances]
@@ -153,6 +149,8 @@ def multiple_choice(timeline: Timeline, seed: int = 0) -> list[MultipleChoice]:
             _choice(rng, "temporal", f"Which object appears right after the {before}?", after, list(ALL_OBJECTS))
         )
     for first, second in zip(backgrounds, backgrounds[1:]):
+        if backgrounds.count(first) > 1:  # "right after navy" must name one moment
+            continue
         questions.append(
             _choice(rng, "temporal", f"Which background colour comes right after {first}?", second,
                     list(BACKGROUNDS))

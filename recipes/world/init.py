@@ -127,7 +127,9 @@ def build_world_checkpoint(config: InitConfig, dataset_dir: str | Path, output_d
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    write_stage_record(output_dir, stage=STAGE, started_from=str(dataset_dir), init=json.loads(json.dumps(config.__dict__)))
+    write_stage_record(
+        output_dir, stage=STAGE, started_from=str(dataset_dir), init=json.loads(json.dumps(config.__dict__))
+    )
     return output_dir
 
 

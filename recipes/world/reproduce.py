@@ -12,9 +12,11 @@ re-run resumes; `--force STEP` redoes one):
    paths) against the world captioner (`python -m dataset_builder.world.captioner_server`, an OpenAI-compatible server
    on 127.0.0.1); `build`: `python -m dataset_builder build` (the stage splits by duration).
 3. `init`: `python -m recipes.world.init` (tiny ProLongVid from scratch, tokenizer trained on the dataset's text).
-4. `stage1` .. `stage3`: `accelerate launch ... recipes/stageN.py --config recipes/world/stageN.yaml` (32 / 128 / 192
+4. `frames`, `frames_stage`: the image stage -- `python -m recipes.world.frames` (cached frames with their frame
+   captions, as one-frame rows), then `accelerate launch ... recipes/image_sft.py --config recipes/world/frames.yaml`.
+5. `stage1` .. `stage3`: `accelerate launch ... recipes/stageN.py --config recipes/world/stageN.yaml` (32 / 128 / 192
    frames, 2 CPU processes).
-5. `evaluate`: `python -m evaluation run --benchmark world` after stage 1 (at 32 and 192 frames), stage 2 (128) and
+6. `evaluate`: `python -m evaluation run --benchmark world` after stage 1 (at 32 and 192 frames), stage 2 (128) and
    stage 3 (192 and 256: extrapolation); `card`: the model card with the results and the learning curve
    (`recipes.world.card`).
 
@@ -37,7 +39,10 @@ RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parents[1]
 CAPTIONER = "dataset_builder.world.perception:WorldFrameCaptioner"
 EMBEDDER = "dataset_builder.world.perception:WorldFrameEmbedder"
-STEPS = ("videos", "benchmark", "annotate", "build", "init", "stage1", "stage2", "stage3", "evaluate", "card")
+STEPS = (
+    "videos", "benchmark", "annotate", "build", "init", "frames", "frames_stage", "stage1", "stage2", "stage3",
+    "evaluate", "card",
+)  # fmt: skip
 # (checkpoint, frame counts) evaluated on the held-out benchmark.
 EVALUATIONS = (("stage1", (32, 192)), ("stage2", (128,)), ("stage3", (192, 256)))
 
@@ -81,10 +86,23 @@ def captioner_server(log: Path):
             process.wait(timeout=30)
 
 
+def train_command(args, recipe: str, config: Path, start: Path, dataset: Path, output: Path) -> list[str]:
+    """`accelerate launch` of `recipes/<recipe>.py --config <config>` from `start` on `dataset` into `output`."""
+    launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(args.processes), "--mixed_precision", "no",
+              "--dynamo_backend", "no", "--main_process_port", str(_free_port())]  # fmt: skip
+    if args.processes == 1:
+        launch = ["accelerate", "launch", "--num_processes", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    command = [*launch, f"recipes/{recipe}.py", "--config", str(config), "--model_name_or_path", str(start),
+               "--dataset_name", str(dataset), "--output_dir", str(output), "--seed", str(args.seed)]  # fmt: skip
+    return command + (["--max_steps", str(args.max_steps)] if args.max_steps else [])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recipes.world.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/world", help="run directory (default: %(default)s)")
-    parser.add_argument("--short", type=int, default=240, help="training videos of 10 s - 2 min (default: %(default)s)")
+    parser.add_argument(
+        "--short", type=int, default=240, help="training videos of 10 s - 2 min (default: %(default)s)"
+    )
     parser.add_argument("--medium", type=int, default=100, help="training videos of 2 - 5 min (default: %(default)s)")
     parser.add_argument("--long", type=int, default=100, help="training videos of 5 - 20 min (default: %(default)s)")
     parser.add_argument(
@@ -111,13 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     logs = out / "logs"
     python = sys.executable
-    env = {**os.environ, "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "EMPTY"), "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "EMPTY"),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     done_markers = {
         "videos": out / "videos" / "timelines.jsonl",
         "benchmark": out / "benchmark" / "videomme",
         "annotate": out / "work" / "annotate.done",
         "build": out / "dataset" / "README.md",
         "init": out / "init" / "prolongvid_stage.json",
+        "frames": out / "frames" / "frames",
+        "frames_stage": out / "frames_stage" / "prolongvid_stage.json",
         "stage1": out / "stage1" / "prolongvid_stage.json",
         "stage2": out / "stage2" / "prolongvid_stage.json",
         "stage3": out / "stage3" / "prolongvid_stage.json",
@@ -154,19 +178,16 @@ def main(argv: list[str] | None = None) -> int:
         elif step == "init":
             run([python, "-m", "recipes.world.init", "--config", str(RECIPES / "init.yaml"), "--dataset",
                  str(out / "dataset"), "--out", str(out / "init")], logs / "init.log", env)  # fmt: skip
+        elif step == "frames":
+            run([python, "-m", "recipes.world.frames", "--dataset", str(out / "dataset"), "--out",
+                 str(out / "frames")], logs / "frames.log", env)  # fmt: skip
+        elif step == "frames_stage":
+            run(train_command(args, "image_sft", RECIPES / "frames.yaml", out / "init", out / "frames", out / step),
+                logs / f"{step}.log", env)  # fmt: skip
         elif step.startswith("stage"):
-            number = int(step[-1])
-            previous = "init" if number == 1 else f"stage{number - 1}"
-            launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(args.processes),
-                      "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())]  # fmt: skip
-            if args.processes == 1:
-                launch = ["accelerate", "launch", "--num_processes", "1", "--mixed_precision", "no"]
-            command = [*launch, f"recipes/stage{number}.py", "--config", str(RECIPES / f"stage{number}.yaml"),
-                       "--model_name_or_path", str(out / previous), "--dataset_name", str(out / "dataset"),
-                       "--output_dir", str(out / step), "--seed", str(args.seed)]  # fmt: skip
-            if args.max_steps:
-                command += ["--max_steps", str(args.max_steps)]
-            run(command, logs / f"{step}.log", env)
+            previous = "frames_stage" if step == "stage1" else f"stage{int(step[-1]) - 1}"
+            run(train_command(args, step, RECIPES / f"{step}.yaml", out / previous, out / "dataset", out / step),
+                logs / f"{step}.log", env)  # fmt: skip
         elif step == "evaluate":
             for checkpoint, frames in EVALUATIONS:
                 run([python, "-m", "evaluation", "run", "--model", str(out / checkpoint), "--benchmark", "world",
