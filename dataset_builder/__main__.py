@@ -62,10 +62,16 @@ def parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--model", default="gpt-4o", help="chat model of the API stages (default: %(default)s)")
     a.add_argument(
-        "--frame-captioner", default=DEFAULT_CAPTIONER, help="Florence-2 id or local path (default: %(default)s)"
+        "--frame-captioner",
+        default=DEFAULT_CAPTIONER,
+        help="Florence-2 id or local path, or a Python object MODULE:ATTRIBUTE (a class, factory or instance with "
+        "caption(frames)), e.g. dataset_builder.world.perception:WorldFrameCaptioner (default: %(default)s)",
     )
     a.add_argument(
-        "--embedder", default=DEFAULT_EMBEDDER, help="CLIP/SigLIP-style id or local path (default: %(default)s)"
+        "--embedder",
+        default=DEFAULT_EMBEDDER,
+        help="CLIP/SigLIP-style id or local path, or a Python object MODULE:ATTRIBUTE (with embed_images(frames) and "
+        "embed_texts(texts)), e.g. dataset_builder.world.perception:WorldFrameEmbedder (default: %(default)s)",
     )
     a.add_argument(
         "--threshold",
@@ -255,10 +261,18 @@ def load_frame_models(args: argparse.Namespace, captioner_factory=None, embedder
         return None, None
     from functools import partial
 
-    from .frame_models import Florence2Captioner, ImageTextEmbedder, load_frame_model
+    from .frame_models import Florence2Captioner, ImageTextEmbedder, load_frame_model, object_path_factory
 
-    captioner_factory = captioner_factory or partial(Florence2Captioner, args.frame_captioner)
-    embedder_factory = embedder_factory or partial(ImageTextEmbedder, args.embedder)
+    captioner_factory = (
+        captioner_factory
+        or object_path_factory(args.frame_captioner, ("caption",))
+        or partial(Florence2Captioner, args.frame_captioner)
+    )
+    embedder_factory = (
+        embedder_factory
+        or object_path_factory(args.embedder, ("embed_images", "embed_texts"))
+        or partial(ImageTextEmbedder, args.embedder)
+    )
     return (
         load_frame_model("frame captioner", "--frame-captioner", args.frame_captioner, captioner_factory),
         load_frame_model("embedder", "--embedder", args.embedder, embedder_factory),

@@ -105,7 +105,9 @@ def completion(body: dict, content: str) -> dict:
 class FakeOpenAIServer:
     """Threaded local server; ``base_url`` ends with ``/v1``. Counters are safe to read from tests."""
 
-    def __init__(self, latency: float = 0.0, retry_after: str = "0", timeout_sleep: float = 2.0, content_fn=None):
+    def __init__(
+        self, latency: float = 0.0, retry_after: str = "0", timeout_sleep: float = 2.0, content_fn=None, port: int = 0
+    ):
         self.latency = latency
         self.retry_after = retry_after
         self.timeout_sleep = timeout_sleep
@@ -124,7 +126,7 @@ class FakeOpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.answered_ids: list[str] = []
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"

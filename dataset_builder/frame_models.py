@@ -30,6 +30,8 @@ Example (downloads the checkpoints; any local path works too)::
 
 from __future__ import annotations
 
+import importlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
 
 DEFAULT_CAPTIONER = "microsoft/Florence-2-large"
 DEFAULT_EMBEDDER = "google/siglip-so400m-patch14-384"
+# `package.module:attribute` (dotted on both sides); a Hub id or a path never has this form, an existing path wins.
+OBJECT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
 def local_files_only(model: str) -> bool:
@@ -83,6 +87,44 @@ def load_frame_model(role: str, option: str, model: str, factory: Callable[[], o
             f"local copy of the model), or download it once where the Hub is reachable (`hf download {model}`) and "
             "run with HF_HUB_OFFLINE=1 so the cached copy is used without network access."
         ) from error
+
+
+def object_path_factory(spec: str, methods: tuple[str, ...]) -> Callable[[], object] | None:
+    """For a Python object path ``module:attribute``, the factory of the frame model it names; ``None`` for anything
+    else (a model id or a local path).
+
+    The attribute is a class or a factory (called with no arguments) or a ready instance, whose objects have
+    ``methods``. Importing happens here, so a bad path fails at once with the fix.
+
+    Example:
+        >>> factory = object_path_factory("dataset_builder.world.perception:WorldFrameCaptioner", ("caption",))
+        >>> factory().name, object_path_factory("microsoft/Florence-2-large", ("caption",))
+        ('world-perception', None)
+
+    Raises:
+        ValueError: the module cannot be imported, it has no such attribute, or the attribute lacks ``methods``.
+    """
+    if not OBJECT_PATH.fullmatch(spec) or Path(spec).exists():
+        return None
+    module_name, _, attribute = spec.partition(":")
+    try:
+        target = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(
+            f"Cannot import the frame model {spec!r} ({type(error).__name__}: {error}). Fix: pass MODULE:ATTRIBUTE "
+            "with an importable module (on PYTHONPATH) and a class, factory or instance in it, e.g. "
+            "dataset_builder.world.perception:WorldFrameCaptioner."
+        ) from None
+    missing = [method for method in methods if not callable(getattr(target, method, None))]
+    if not missing and not isinstance(target, type):
+        return lambda: target  # a ready instance
+    if missing and (isinstance(target, type) or not callable(target)):
+        raise ValueError(
+            f"{spec} has no method(s) {missing}; a frame model passed as MODULE:ATTRIBUTE needs {list(methods)}."
+        )
+    return target  # a class or a factory
 
 
 @runtime_checkable
