@@ -147,8 +147,8 @@ Stage 3 at 192 frames: **{final["accuracy"]:.1f}%** over {final["questions"]} qu
 
 {results_table(results)}
 
-Accuracy in %. Rows are the checkpoint after each stage, evaluated at its training frame count (stage 1 also at
-192; stage 3 also at 256 frames, beyond its training length). Long videos after stage 1 vs stage 3:
+Accuracy in %. Rows are the checkpoint after each stage at 192 frames, and after stage 3 also at 256 frames (beyond
+its training length). Long videos after stage 1 vs stage 3:
 {_cell(long_after.get("stage1"))}% vs {_cell(long_after.get("stage3"))}%.
 
 The model answers with the chosen option's text; the harness maps a reply that repeats exactly one option to its

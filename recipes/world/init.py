@@ -15,8 +15,8 @@ The output is a ProLongVid checkpoint (weights, config, processor, chat template
 >>> out = build_world_checkpoint(load_init_config("recipes/world/init.yaml"), write_tiny_dataset(tempfile.mkdtemp()),
 ...                              tempfile.mkdtemp())
 >>> from transformers import AutoConfig
->>> AutoConfig.from_pretrained(out).num_video_tokens(num_frames=192)  # 192 x 2 x (2 + 1)
-1152
+>>> AutoConfig.from_pretrained(out).num_video_tokens(num_frames=192)  # 192 x 1 x (1 + 1)
+384
 
 ```
 """

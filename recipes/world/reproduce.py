@@ -16,8 +16,8 @@ re-run resumes; `--force STEP` redoes one):
    captions, as one-frame rows), then `accelerate launch ... recipes/image_sft.py --config recipes/world/frames.yaml`.
 5. `stage1` .. `stage3`: `accelerate launch ... recipes/stageN.py --config recipes/world/stageN.yaml` (32 / 128 / 192
    frames, 2 CPU processes).
-6. `evaluate`: `python -m evaluation run --benchmark world` after stage 1 (at 32 and 192 frames), stage 2 (128) and
-   stage 3 (192 and 256: extrapolation); `card`: the model card with the results and the learning curve
+6. `evaluate`: `python -m evaluation run --benchmark world` at 192 frames after every stage, and after stage 3 at
+   256 frames too (beyond its training length); `card`: the model card with the results and the learning curve
    (`recipes.world.card`).
 
 The sizes of the run (videos per band, questions per task type) are flags; the defaults are what the shipped
@@ -44,7 +44,7 @@ STEPS = (
     "evaluate", "card",
 )  # fmt: skip
 # (checkpoint, frame counts) evaluated on the held-out benchmark.
-EVALUATIONS = (("stage1", (32, 192)), ("stage2", (128,)), ("stage3", (192, 256)))
+EVALUATIONS = (("stage1", (192,)), ("stage2", (192,)), ("stage3", (192, 256)))
 
 
 def _free_port() -> int:
@@ -101,20 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recipes.world.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/world", help="run directory (default: %(default)s)")
     parser.add_argument(
-        "--short", type=int, default=240, help="training videos of 10 s - 2 min (default: %(default)s)"
+        "--short", type=int, default=160, help="training videos of 10 s - 2 min (default: %(default)s)"
     )
-    parser.add_argument("--medium", type=int, default=100, help="training videos of 2 - 5 min (default: %(default)s)")
-    parser.add_argument("--long", type=int, default=100, help="training videos of 5 - 20 min (default: %(default)s)")
+    parser.add_argument("--medium", type=int, default=60, help="training videos of 2 - 5 min (default: %(default)s)")
+    parser.add_argument("--long", type=int, default=60, help="training videos of 5 - 20 min (default: %(default)s)")
     parser.add_argument(
         "--benchmark-videos",
         type=int,
         nargs=3,
-        default=(40, 30, 30),
+        default=(20, 15, 15),
         metavar=("SHORT", "MEDIUM", "LONG"),
-        help="held-out videos per band (default: 40 30 30)",
+        help="held-out videos per band (default: 20 15 15)",
     )
     parser.add_argument(
-        "--questions-per-type", type=int, default=4, help="QA pairs per task type and request (default: %(default)s)"
+        "--questions-per-type", type=int, default=3, help="QA pairs per task type and request (default: %(default)s)"
     )
     parser.add_argument("--processes", type=int, default=2, help="training processes (default: %(default)s)")
     parser.add_argument("--max-steps", type=int, default=None, help="cap every stage's optimizer steps (smoke runs)")
@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         **os.environ,
         "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "EMPTY"),
         "TOKENIZERS_PARALLELISM": "false",
+        # the recipes/*.py scripts import the kit from this checkout, installed or not
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     done_markers = {
         "videos": out / "videos" / "timelines.jsonl",
