@@ -67,6 +67,16 @@ logger = logging.getLogger(__name__)
 RETRYABLE_STATUS = {408, 409, 429}
 
 
+# What the ``openai`` client reads from the environment; a Ray run hands these to its API workers.
+OPENAI_ENVIRONMENT = ("OPENAI_API_KEY", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL")
+
+
+def require_api_key(dry_run: bool = False) -> None:
+    """Raise the ``ValueError`` that says how to set the key, unless it is set (or nothing is called)."""
+    if not dry_run and not os.environ.get("OPENAI_API_KEY"):
+        raise ValueError("Set the OPENAI_API_KEY environment variable (any value, e.g. EMPTY, for a local server).")
+
+
 class ApiClient:
     """Cached, bounded, retrying chat-completion client (see module docstring)."""
 
@@ -96,10 +106,7 @@ class ApiClient:
             raise ValueError(f"response_format must be 'json_schema' or 'json_object', got {response_format!r}.")
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}.")
-        if not dry_run and not os.environ.get("OPENAI_API_KEY"):
-            raise ValueError(
-                "Set the OPENAI_API_KEY environment variable (any value, e.g. EMPTY, for a local server)."
-            )
+        require_api_key(dry_run)
         self.cache_store, self.error_log = cache, ErrorLog(errors)
         self.cache = cache.load_index("key")
         self.params = {"model": model, "temperature": temperature, "image_detail": image_detail}
