@@ -12,7 +12,8 @@ One Ray Data stream per run (``ray`` comes with the ``scale`` extra: ``pip insta
 4. **API** -- ``map_batches`` with a callable class (:class:`ApiStage`): CPU actors, each an
    :class:`~dataset_builder.annotate.Annotator` over its own store files, all asking ONE
    :class:`~dataset_builder.rate_limit.RateLimit` actor before every request (``--concurrency``,
-   ``--requests-per-minute``, ``--tokens-per-minute``; a 429's ``Retry-After`` pauses every worker).
+   ``--requests-per-minute``, ``--tokens-per-minute``; a 429's ``Retry-After`` pauses every worker). Each actor
+   keeps ``--videos-in-flight`` videos of its batch in flight.
 
 Stores stay append-only and content-hash keyed, one file per worker process (``<shard>-<role>-<node>-<pid>``): a
 task retried after its worker died, a preempted node or a re-run finds every answer already paid for in
@@ -141,7 +142,7 @@ def input_rows(items: list[VideoItem], local_records: dict[str, dict], cached_vi
             "relative": item.relative,
             "cached_local": json.dumps(local_records[item.video_id]) if item.video_id in local_records else "",
             "frame_cached": item.video_id in cached_videos,
-        }  # fmt: skip
+        }
         for item in items
     ]
 
