@@ -302,12 +302,15 @@ class ApiClient:
         async with self._session.post(self._chat_url, data=json.dumps(body).encode(), headers=self._headers) as reply:
             return reply.status, reply.headers, await reply.text()
 
-    async def _limited_post(self, request: ChatRequest, body: dict[str, Any]) -> tuple[int, Any, str]:
-        """``_post`` inside this client's concurrency bound and, when set, the shared limiter's budget; a retryable
-        answer with ``Retry-After`` pauses the limiter before this request's slot is freed, so no worker slips in."""
+    async def _limited_post(self, request: ChatRequest, body: dict[str, Any]) -> tuple[dict[str, Any], int, Any, str]:
+        """``_post`` inside this client's concurrency bound and, when set, the shared limiter's budget; returns the
+        body as sent and the reply. The ``response_format`` is chosen once a slot is free (a refusal of json_schema
+        while this request waited switches it too); a retryable reply with ``Retry-After`` pauses the limiter before
+        this request's slot is freed, so no worker slips in."""
         async with self._semaphore:
+            body = self._in_current_format(request, body)
             if self.limiter is None:
-                return await self._post(body)
+                return body, *await self._post(body)
             prompt_tokens, _ = request.estimated_tokens(self.params["image_detail"])
             lease = await self.limiter.acquire(prompt_tokens + body["max_tokens"])
             try:
@@ -315,7 +318,7 @@ class ApiClient:
                 delay = retry_after_seconds(headers) if status in RETRYABLE_STATUS or status >= 500 else None
                 if delay is not None:
                     await self.limiter.pause(delay)
-                return status, headers, text
+                return body, status, headers, text
             finally:
                 await self.limiter.release(lease)
 
@@ -327,8 +330,7 @@ class ApiClient:
             delay = None
             try:
                 self._bind()
-                body = self._in_current_format(request, body)
-                status, headers, text = await self._limited_post(request, body)
+                body, status, headers, text = await self._limited_post(request, body)
                 if status == 200:
                     # Any 200 that is not a usable completion is a malformed answer, never a crash.
                     content, usage, response_id = completion_answer(text)

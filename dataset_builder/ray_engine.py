@@ -148,11 +148,15 @@ def input_rows(items: list[VideoItem], local_records: dict[str, dict], cached_vi
 
 
 def decode_row(
-    row: dict[str, Any], settings: LocalSettings, frame_cache: dict[str, Any] | None, shard_name: str
+    row: dict[str, Any],
+    settings: LocalSettings,
+    frame_cache: dict[str, Any] | None,
+    shard_name: str,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Stage 1 (CPU task): the video's local record (``local``, JSON; segments still empty for semantic
     segmentation) and its 1-fps frames: ``jpegs`` as sent to the API, ``frame_times (T,)``, and ``frames (T, H, W, 3)``
-    for the frame models. ``error`` names an unreadable video."""
+    for the frame models. ``error`` names an unreadable video. A dry run decodes only what the frame models need."""
     out = {**row, "local": "", "jpegs": [], "frame_times": [], "frames": b"", "features": b"", "frame_models": "",
            "error": ""}  # fmt: skip
     item = video_item(row)
@@ -161,6 +165,8 @@ def decode_row(
         if row["cached_local"] and json.loads(row["cached_local"])["key"] == key:
             return {**out, "local": row["cached_local"]}
         record = local_plan(item, settings, print_key)
+        if dry_run and record.segmentation != "semantic":
+            return {**out, "local": json.dumps(record.to_dict())}
         writer = None if row["frame_cached"] else frame_cache_writer(frame_cache, shard_name, "decode")
         provider = FrameProvider(
             item.path, record.decode_size, settings.fps, frame_cache=writer, video_id=item.video_id
@@ -211,7 +217,7 @@ def segment_row(row: dict[str, Any], settings: LocalSettings) -> dict[str, Any]:
 
 
 class DecodedJpegs:
-    """The frame provider of a video decoded in stage 1: serves its JPEGs by nearest timestamp, as ``FrameProvider``."""
+    """The frame provider of a video decoded in stage 1: its JPEGs by nearest timestamp, as ``FrameProvider``."""
 
     def __init__(self, jpegs: list[bytes], times: np.ndarray) -> None:
         self._jpegs, self.times = jpegs, times
@@ -379,7 +385,8 @@ def annotate_on_ray(
     rows = input_rows(pending, local_records, cached_videos)
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
     dataset = dataset.map(
-        decode_row, fn_kwargs={"settings": local_settings, "frame_cache": frame_cache, "shard_name": shard_name},
+        decode_row,
+        fn_kwargs=dict(settings=local_settings, frame_cache=frame_cache, shard_name=shard_name, dry_run=dry_run),
         num_cpus=1, compute=TaskPoolStrategy(size=min(workers, len(rows))),
     )  # fmt: skip
     if local_settings.segmentation == "semantic":
