@@ -30,6 +30,7 @@ IMAGE_CONFIGS = (
     "image_sft",
 )  # as dataset_builder.schemas (which loads datasets)
 EXIT_INCOMPLETE = 3  # some videos failed or still wait on a batch
+SCALE_HINT = 'pip install -e ".[scale]"'  # as dataset_builder.ray_engine (which needs ray)
 ANNOTATE_EXIT_STATUS = (
     "exit status: 0 when every video of the shard is done; 2 when it refused to start (bad arguments, the shard "
     f"locked by another run, frame models that cannot be loaded); {EXIT_INCOMPLETE} when some videos failed or still "
@@ -181,6 +182,38 @@ def parser() -> argparse.ArgumentParser:
         help="seconds between batch status polls (default: %(default)s)",
     )
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
+    a.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process; ray: Ray Data over a cluster (decode tasks, frame-model actors, API actors under "
+        f"one global rate limit; needs the scale extra: {SCALE_HINT}) (default: %(default)s)",
+    )
+    a.add_argument(
+        "--ray-address",
+        default=None,
+        help="--engine ray: the cluster to join ('auto': the one started with `ray start`; default: a local one)",
+    )
+    a.add_argument(
+        "--ray-workers",
+        type=int,
+        default=None,
+        help="--engine ray: API worker actors, and videos decoded at once (default: the cluster's CPUs)",
+    )
+    a.add_argument(
+        "--requests-per-minute",
+        type=float,
+        default=None,
+        help="--engine ray: the account's RPM limit, shared by all workers; --concurrency bounds requests in flight "
+        "over all of them (default: no RPM limit)",
+    )
+    a.add_argument(
+        "--tokens-per-minute",
+        type=float,
+        default=None,
+        help="--engine ray: the account's TPM limit (prompt estimate + max_tokens per request, as OpenAI counts), "
+        "shared by all workers (default: no TPM limit)",
+    )
     a.add_argument("--no-frame-cache", action="store_true", help="do not keep the 1 fps frames for training")
     a.add_argument(
         "--frame-cache-size", type=int, default=384, help="cached frame side, pixels (default: %(default)s)"
@@ -280,7 +313,12 @@ def load_frame_models(args: argparse.Namespace, captioner_factory=None, embedder
 
 
 def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_factory=None) -> int:
-    captioner, embedder = load_frame_models(args, captioner_factory, embedder_factory)
+    if args.engine == "ray":
+        if args.batch:
+            raise ValueError("--batch runs in one process (the Batch API scales on OpenAI's side); drop --engine ray.")
+        factories = frame_model_factories(args, captioner_factory, embedder_factory)
+    else:
+        captioner, embedder = load_frame_models(args, captioner_factory, embedder_factory)
     import asyncio
 
     from .annotate import Annotator, write_usage
@@ -298,9 +336,7 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
     max_tokens = {}
     for stage, tokens in args.max_tokens or ():
         max_tokens |= {stage: tokens} if stage else dict.fromkeys(STAGE_MAX_TOKENS, tokens)
-    api = ApiClient(
-        JsonlStore(f"{args.out}/api_cache", shard_name),
-        JsonlStore(f"{args.out}/errors", shard_name),
+    api_kwargs = dict(
         model=args.model, base_url=args.base_url, concurrency=args.concurrency, timeout=args.timeout,
         max_retries=args.max_retries, max_invalid_retries=args.max_invalid_retries, backoff_base=args.backoff_base,
         max_tokens=max_tokens, image_detail=args.image_detail, dry_run=args.dry_run, batch=args.batch, price=price,
@@ -312,20 +348,36 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
         embedder=args.embedder,
     )  # fmt: skip
     plan = PlanSettings(args.frames_per_segment, args.frames_short_video, questions_per_type=args.questions_per_type)
-
-    frame_cache = None
+    frame_cache_kwargs = None
     if not args.no_frame_cache and not args.dry_run:
-        from processing.frame_cache import FrameCacheWriter
-
-        frame_cache = FrameCacheWriter(
-            f"{args.out}/frame_cache", writer_id=shard_name, image_format=args.frame_cache_format,
+        frame_cache_kwargs = dict(
+            cache_dir=f"{args.out}/frame_cache", image_format=args.frame_cache_format,
             quality=args.frame_cache_quality, size=args.frame_cache_size, resize_mode=args.frame_cache_resize,
         )  # fmt: skip
+    workers = args.videos_in_flight or args.concurrency
+    print(f"annotate: {len(items)} videos in shard {index}/{count} -> {args.out}", file=sys.stderr)
+    if args.engine == "ray":
+        from .ray_engine import RayOptions, annotate_on_ray
+
+        options = RayOptions(args.ray_address, args.ray_workers, args.requests_per_minute, args.tokens_per_minute)
+        run = annotate_on_ray(
+            items, args.out, shard_name, api_kwargs, local, plan, frame_cache_kwargs, options, workers, factories,
+            not args.no_progress,
+        )  # fmt: skip
+        if not args.dry_run:
+            write_usage(args.out, shard_name, run, run.stats)
+        return report(run.usage, run.stats, f"{args.out}/errors/ (one file per worker)")
+
+    api = ApiClient(JsonlStore(f"{args.out}/api_cache", shard_name), JsonlStore(f"{args.out}/errors", shard_name),
+                    **api_kwargs)  # fmt: skip
+    frame_cache = None
+    if frame_cache_kwargs is not None:
+        from processing.frame_cache import FrameCacheWriter
+
+        frame_cache = FrameCacheWriter(writer_id=shard_name, **frame_cache_kwargs)
     annotator = Annotator(
         args.out, shard_name, api, local, plan, captioner, embedder, not args.no_progress, frame_cache
     )
-    workers = args.videos_in_flight or args.concurrency
-    print(f"annotate: {len(items)} videos in shard {index}/{count} -> {args.out}", file=sys.stderr)
 
     async def passes():
         if not args.batch:
@@ -351,11 +403,31 @@ def annotate_command(args: argparse.Namespace, captioner_factory=None, embedder_
         annotator.close()
     if not args.dry_run:
         write_usage(args.out, shard_name, api, stats)
-    print(api.usage.summary())
+    return report(api.usage, stats, f"{args.out}/errors/{shard_name}.jsonl")
+
+
+def frame_model_factories(args: argparse.Namespace, captioner_factory=None, embedder_factory=None) -> tuple | None:
+    """``(captioner factory, embedder factory)`` for semantic segmentation, else None: under ``--engine ray`` the
+    models are built inside the frame-model actors (on their GPUs), not here."""
+    if args.segmentation != "semantic":
+        return None
+    from functools import partial
+
+    from .frame_models import Florence2Captioner, ImageTextEmbedder
+
+    return (
+        captioner_factory or partial(Florence2Captioner, args.frame_captioner),
+        embedder_factory or partial(ImageTextEmbedder, args.embedder),
+    )
+
+
+def report(usage, stats, errors: str) -> int:
+    """Print the usage table and the video counts; the exit status of ``annotate``."""
+    print(usage.summary())
     print(f"videos: {stats.done} done, {stats.skipped} already done, {stats.failed} failed, {stats.pending} pending")
     if stats.failed:
         print(f"failed videos by reason: {stats.failure_summary()}")
-        print(f"failures and their reasons: {args.out}/errors/{shard_name}.jsonl")
+        print(f"failures and their reasons: {errors}")
     return EXIT_INCOMPLETE if stats.failed or stats.pending else 0
 
 

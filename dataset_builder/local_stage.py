@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -68,6 +68,75 @@ def nominal_timestamps(duration: float, fps: float) -> np.ndarray:
     return np.arange(max(1, int(np.ceil(duration * fps - 1e-9)))) / fps
 
 
+def local_plan(item: VideoItem, settings: LocalSettings, fingerprint: str) -> LocalRecord:
+    """The local record known before any frame model: probe, decode size, sampling times, and the segments of a fixed
+    or unsegmented (``"none"``, under ``MIN_SEGMENTATION_SECONDS``) video. A video for semantic segmentation comes
+    back with ``segmentation="semantic"`` and no segments yet (:func:`with_semantic_segments` adds them).
+
+    Raises ``VideoReadError`` / ``ValueError`` for unusable videos.
+    """
+    from processing import probe_video
+
+    info = probe_video(item.path)
+    if not info.duration or info.duration <= 0 or info.num_frames <= 0:
+        raise ValueError(f"{item.path} has no frames (duration {info.duration}, {info.num_frames} frames).")
+    timestamps = nominal_timestamps(info.duration, settings.fps)
+    if info.duration < MIN_SEGMENTATION_SECONDS:
+        mode, segments = "none", whole_video(timestamps, info.duration)
+    elif settings.segmentation == "fixed":
+        mode, segments = "fixed", fixed_segments(timestamps, info.duration, settings.fixed_seconds)
+    else:
+        mode, segments = "semantic", []
+    return LocalRecord(
+        key=settings.key(fingerprint),
+        video_id=item.video_id,
+        fingerprint=fingerprint,
+        duration=float(info.duration),
+        fps=float(info.fps),
+        width=int(info.width),
+        height=int(info.height),
+        decode_size=decode_size(info.width, info.height, settings.frame_size),
+        timestamps=tuple(round(float(t), 4) for t in timestamps),
+        segmentation=mode,
+        segments=tuple(segments),
+        frame_models={},
+    )
+
+
+def frame_features(
+    frames: np.ndarray, captioner: FrameCaptioner, embedder: FrameEmbedder
+) -> tuple[np.ndarray, np.ndarray]:
+    """``frames (T, H, W, 3) uint8`` -> ``(image features (T, D), caption features (T, D))``: each frame's caption
+    embedded in the image feature space."""
+    captions = captioner.caption(frames)
+    return embedder.embed_images(frames), embedder.embed_texts(captions)
+
+
+def with_semantic_segments(
+    record: LocalRecord,
+    settings: LocalSettings,
+    image_features: np.ndarray,
+    caption_features: np.ndarray,
+    timestamps: np.ndarray,
+    frame_models: dict[str, str],
+) -> LocalRecord:
+    """``record`` (from :func:`local_plan`) segmented from its decoded frames' features at ``timestamps (T,)``."""
+    segments = segment_frames(
+        image_features,
+        caption_features,
+        timestamps,
+        record.duration,
+        threshold=settings.threshold,
+        min_segment_seconds=settings.min_segment_seconds,
+    )
+    return replace(
+        record,
+        timestamps=tuple(round(float(t), 4) for t in timestamps),
+        segments=tuple(segments),
+        frame_models=dict(frame_models),
+    )
+
+
 def run_local_stage(
     item: VideoItem,
     settings: LocalSettings,
@@ -82,46 +151,13 @@ def run_local_stage(
     the caller can reuse the decoded frames for the API stage. ``captioner``/``embedder`` are only needed (and only
     called) for videos of at least ``MIN_SEGMENTATION_SECONDS`` under semantic segmentation.
     """
-    from processing import probe_video
-
-    info = probe_video(item.path)
-    if not info.duration or info.duration <= 0 or info.num_frames <= 0:
-        raise ValueError(f"{item.path} has no frames (duration {info.duration}, {info.num_frames} frames).")
-    size = decode_size(info.width, info.height, settings.frame_size)
-    provider = provider_factory(item.path, size, settings.fps)
-    timestamps = nominal_timestamps(info.duration, settings.fps)
-    if info.duration < MIN_SEGMENTATION_SECONDS:
-        mode, segments = "none", whole_video(timestamps, info.duration)
-    elif settings.segmentation == "fixed":
-        mode, segments = "fixed", fixed_segments(timestamps, info.duration, settings.fixed_seconds)
-    else:
-        if captioner is None or embedder is None:
-            raise ValueError("Semantic segmentation needs a frame captioner and an embedder.")
-        frames, timestamps = provider.frames()
-        captions = captioner.caption(frames)
-        image_features = embedder.embed_images(frames)
-        caption_features = embedder.embed_texts(captions)
-        mode = "semantic"
-        segments = segment_frames(
-            image_features,
-            caption_features,
-            timestamps,
-            info.duration,
-            threshold=settings.threshold,
-            min_segment_seconds=settings.min_segment_seconds,
-        )
-    record = LocalRecord(
-        key=settings.key(fingerprint),
-        video_id=item.video_id,
-        fingerprint=fingerprint,
-        duration=float(info.duration),
-        fps=float(info.fps),
-        width=int(info.width),
-        height=int(info.height),
-        decode_size=size,
-        timestamps=tuple(round(float(t), 4) for t in timestamps),
-        segmentation=mode,
-        segments=tuple(segments),
-        frame_models={"captioner": captioner.name, "embedder": embedder.name} if mode == "semantic" else {},
-    )
-    return record, provider
+    record = local_plan(item, settings, fingerprint)
+    provider = provider_factory(item.path, record.decode_size, settings.fps)
+    if record.segmentation != "semantic":
+        return record, provider
+    if captioner is None or embedder is None:
+        raise ValueError("Semantic segmentation needs a frame captioner and an embedder.")
+    frames, timestamps = provider.frames()
+    image_features, caption_features = frame_features(frames, captioner, embedder)
+    names = {"captioner": captioner.name, "embedder": embedder.name}
+    return with_semantic_segments(record, settings, image_features, caption_features, timestamps, names), provider

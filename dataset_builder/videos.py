@@ -135,6 +135,18 @@ def decode_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(2, round(height * scale / 2) * 2), max(2, round(width * scale / 2) * 2)
 
 
+def jpeg_bytes(frame: np.ndarray, quality: int = 90) -> bytes:
+    """One ``(H, W, 3) uint8`` frame as the JPEG sent to the API."""
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def nearest_frame(times: np.ndarray, t: float) -> int:
+    """Index of the decoded frame whose timestamp (``times (T,)``) is nearest ``t``."""
+    return int(np.argmin(np.abs(times - t)))
+
+
 class FrameProvider:
     """Decodes one video at 1 fps on first use (thread-safe, memoised) and serves frames and JPEG bytes.
 
@@ -174,11 +186,7 @@ class FrameProvider:
         if missing:
             frames, times = self.frames()
             for t in missing:
-                buffer = io.BytesIO()
-                Image.fromarray(frames[int(np.argmin(np.abs(times - t)))]).save(
-                    buffer, "JPEG", quality=self.jpeg_quality
-                )
-                self._jpegs[t] = buffer.getvalue()
+                self._jpegs[t] = jpeg_bytes(frames[nearest_frame(times, t)], self.jpeg_quality)
         return [self._jpegs[t] for t in timestamps]
 
     def release(self) -> None:

@@ -304,3 +304,58 @@ def test_batch_resume_collects_a_submitted_batch_without_resubmitting(tmp_path, 
     assert asyncio.run(resumed.collect_open()) == 1
     assert len(server.batches) == 1 and asyncio.run(restarted.complete(caption_request(1)))
     assert resumed.open_batches() == []
+
+
+def test_a_burst_of_64_requests_is_answered_at_the_server_latency(tmp_path, server):
+    # 64 connections opened at once: a listen backlog that drops SYNs, or a client that spends milliseconds of CPU per
+    # request, turns 0.2 s into more than a second (a dropped SYN is retransmitted after 1 s).
+    server.latency = 0.2
+    client = make_client(tmp_path, server, concurrency=64, timeout=10.0)
+
+    async def run():
+        start = time.monotonic()
+        await asyncio.gather(*(client.complete(caption_request(i)) for i in range(64)))
+        await client.aclose()
+        return time.monotonic() - start
+
+    assert asyncio.run(run()) < 0.9
+    assert server.chat_requests == 64 and server.max_in_flight == 64
+
+
+def test_clients_sharing_a_limiter_never_exceed_its_concurrency_together(tmp_path, server):
+    from dataset_builder.rate_limit import RateLimit
+
+    server.latency = 0.05
+    limit = RateLimit(concurrency=3)
+    clients = [make_client(tmp_path / f"c{k}", server, concurrency=8, limiter=limit) for k in range(2)]
+
+    async def run():
+        results = await asyncio.gather(*(clients[i % 2].complete(caption_request(i)) for i in range(24)))
+        for client in clients:
+            await client.aclose()
+        return results
+
+    assert len(asyncio.run(run())) == 24
+    assert server.max_in_flight == 3 and limit.max_in_flight == 3  # alone, each client would send 8 at once
+
+
+def test_retry_after_pauses_every_client_of_the_limiter(tmp_path, server):
+    from dataset_builder.rate_limit import RateLimit
+
+    server.latency = 0.05
+    server.retry_after = "0.6"
+    server.faults = ["429"]  # the first request is rate limited, with Retry-After: 0.6
+    limit = RateLimit(concurrency=1)
+    clients = [make_client(tmp_path / f"c{k}", server, limiter=limit) for k in range(2)]
+
+    async def run():
+        results = await asyncio.gather(*(clients[i % 2].complete(caption_request(i)) for i in range(6)))
+        for client in clients:
+            await client.aclose()
+        return results
+
+    assert len(asyncio.run(run())) == 6
+    assert limit.pauses == 1 and server.chat_requests == 7
+    # The next request of EITHER client (without the pause, the other client's would go at once) waits Retry-After.
+    first, second = server.arrivals[:2]
+    assert second - first >= 0.05 + 0.6 - 0.01
