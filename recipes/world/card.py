@@ -52,6 +52,11 @@ def _accuracy(summary: dict, group: str, key: str) -> float | None:
     return None if entry is None else entry["accuracy"]
 
 
+def _at_192(runs: dict[int, dict]) -> dict:
+    """A stage's summary at the chain's evaluation frame count (192), else at its largest."""
+    return runs.get(192) or runs[max(runs)]
+
+
 def _cell(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
@@ -88,7 +93,7 @@ def plot_learning_curve(losses: dict, results: dict, path: Path) -> None:
     for band in ("overall", *BANDS):
         values = []
         for stage in stages:
-            summary = results[stage][max(results[stage])]
+            summary = _at_192(results[stage])
             values.append(summary["accuracy"] if band == "overall" else _accuracy(summary, "by_duration", band))
         right.plot(stages, values, marker="o", label=band)
     right.axhline(25, color="grey", linestyle=":", label="chance")
@@ -122,7 +127,7 @@ def write_card(run_dir: str | Path, minutes: float | None = None) -> Path:
         "all_runs": {stage: {str(f): s["accuracy"] for f, s in runs.items()} for stage, runs in results.items()},
     }
     (model_dir / "results.json").write_text(json.dumps(stated, indent=2) + "\n")
-    long_after = {stage: _accuracy(results[stage][max(results[stage])], "by_duration", "long") for stage in results}
+    long_after = {stage: _accuracy(_at_192(results[stage]), "by_duration", "long") for stage in results}
     took = f" The whole chain took {minutes:.0f} minutes." if minutes else ""
     card = f"""---
 library_name: transformers
@@ -138,8 +143,8 @@ A tiny ProLongVid (SigLIP -> MLP projector -> Qwen2 layout, about 0.9 M paramete
 (or convert upstream's checkpoint with `modeling_prolongvid/convert_prolongvid_weights_to_hf.py`).
 
 Reproduce: `python -m recipes.world.reproduce --out runs/world` (world -> `dataset_builder annotate` with the world
-captioner -> `build` -> tiny model from scratch -> `accelerate launch` stages 1-3 at 32 / 128 / 192 frames -> evaluation
-harness).{took}
+captioner -> `build` -> tiny model from scratch -> `accelerate launch` of the image stage on single frames, then the
+video stages 1-3 at 32 / 128 / 192 frames -> evaluation harness).{took}
 
 ## Held-out benchmark (`python -m evaluation run --benchmark world`, 4 options, chance 25%)
 

@@ -1,0 +1,114 @@
+"""The world chain's own pieces: the from-scratch checkpoint, the frame-caption rows and clips, the model card."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from recipes.world.card import write_card
+from recipes.world.frames import frame_rows, write_clip
+from recipes.world.init import InitConfig, build_world_checkpoint, dataset_texts, load_init_config
+
+
+def _world_dataset(folder):
+    """A dataset dir with world-like training rows (the words the tokenizer must learn)."""
+    from datasets import Dataset
+
+    from dataset_builder.schemas import TRAINING_FEATURES
+
+    rows = []
+    for index, colour in enumerate(["navy", "olive", "maroon", "teal"] * 5):
+        rows.append(
+            {
+                "video_id": f"v{index}",
+                "video": f"videos/v{index}.mp4",
+                "source": "world",
+                "duration": 30.0,
+                "messages": [
+                    {"role": "user", "content": [{"type": "video", "text": None},
+                                                 {"type": "text", "text": "What colour is the background?"}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": f"The background is {colour}."}]},
+                ],
+            }
+        )  # fmt: skip
+    (folder / "stage1").mkdir(parents=True)
+    Dataset.from_list(rows, features=TRAINING_FEATURES).to_parquet(str(folder / "stage1" / "train-0.parquet"))
+    return folder
+
+
+def test_init_builds_the_yaml_sized_model_with_a_world_tokenizer(tmp_path):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    import modeling_prolongvid  # noqa: F401
+
+    config = load_init_config("recipes/world/init.yaml")
+    dataset = _world_dataset(tmp_path / "data")
+    assert "The background is navy." in dataset_texts(dataset)
+    out = build_world_checkpoint(config, dataset, tmp_path / "init")
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    processor = AutoProcessor.from_pretrained(out)
+    assert model.config.text_config.hidden_size == config.text["hidden_size"]
+    assert model.config.vision_config.patch_size == config.vision["patch_size"]
+    assert model.config.pooled_grid_size == config.prolongvid["pooled_grid_size"]
+    # trained on the world's text: its words are few tokens, unlike bytes
+    assert len(processor.tokenizer.tokenize(" background")) == 1
+    assert len(processor.tokenizer.tokenize("The background is navy.")) <= 6
+    assert json.loads((out / "prolongvid_stage.json").read_text())["stage"] == "world_init"
+
+
+def test_init_config_rejects_unknown_fields(tmp_path):
+    path = tmp_path / "init.yaml"
+    path.write_text("vision: {}\nhidden: 3\n")
+    with pytest.raises(ValueError, match="unknown fields \\['hidden'\\]"):
+        load_init_config(path)
+    with pytest.raises(ValueError, match="vocab_size"):
+        InitConfig(vocab_size=10)
+
+
+def test_frame_rows_and_one_frame_clips(tmp_path):
+    from processing import load_video
+
+    frames = np.random.default_rng(0).integers(0, 255, (5, 64, 64, 3), dtype=np.uint8)
+    times = np.arange(5.0)
+    rows = frame_rows("PMV/a", frames, times, [f"caption {i}" for i in range(5)], per_video=3)
+    assert [row["frame"] for row in rows] == [0, 2, 4]
+    assert [row["messages"][1]["content"][0]["text"] for row in rows] == ["caption 0", "caption 2", "caption 4"]
+    assert all("/" not in row["video"].split("clips/")[1] for row in rows)
+    write_clip(tmp_path / rows[1]["video"], frames[2])
+    decoded, _ = load_video(tmp_path / rows[1]["video"], num_frames=1)
+    assert np.abs(decoded[0].astype(int) - frames[2].astype(int)).max() <= 3  # lossless 4:4:4 up to YUV rounding
+
+
+def _result(accuracy, long_accuracy, needle):
+    return {
+        "metrics": {
+            "questions": 10,
+            "accuracy": accuracy,
+            "by_duration": {
+                "short": {"accuracy": 90.0},
+                "medium": {"accuracy": 80.0},
+                "long": {"accuracy": long_accuracy},
+            },
+            "by_category": {"attribute": {"accuracy": 70.0}, "needle": {"accuracy": needle}},
+        }
+    }
+
+
+def test_card_states_the_evaluated_figures(tmp_path):
+    for stage, frames, result in (("stage1", 192, _result(40.0, 30.0, 20.0)), ("stage3", 192, _result(85.5, 77.0, 90.0)),
+                                  ("stage3", 256, _result(83.0, 75.0, 88.0))):  # fmt: skip
+        folder = tmp_path / "eval" / stage
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"results-world-{frames}f-uniform-k.json").write_text(json.dumps(result))
+    (tmp_path / "stage3").mkdir()
+    (tmp_path / "stage3" / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "stage3" / "trainer_state.json").write_text(json.dumps({"log_history": [{"step": 10, "loss": 2.0}]}))
+    card = write_card(tmp_path)
+    text = card.read_text()
+    assert "**85.5%**" in text and "| stage3 | 256 | 83.0 |" in text and "30.0% vs 77.0%" in text
+    stated = json.loads((tmp_path / "model" / "results.json").read_text())
+    assert stated["accuracy"] == 85.5 and stated["by_category"]["needle"] == 90.0
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == b"weights"
+    assert (tmp_path / "model" / "learning_curve.png").stat().st_size > 1000
