@@ -107,6 +107,8 @@ def test_qa_of_every_strategy_has_the_types_and_counts_asked_and_correct_answers
                 if moment:
                     assert segment.start <= int(moment.group(1)) < segment.end
                     assert item["answer"] == f"{TRUTH.scene_at(int(moment.group(1))).background}."
+                elif "flash" in stem:
+                    assert any(segment.start <= f.start < segment.end for f in TRUTH.flashes), stem
                 else:
                     assert any(a.colour in stem or a.shape in stem for a in inside), stem
 
