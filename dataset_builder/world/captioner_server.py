@@ -180,7 +180,7 @@ def _segment_pool(timeline: Timeline, part: Timeline, seed: int) -> list[tuple[s
     words |= {a.shape for a in part.appearances} | ({"flash"} if part.flashes else set())
     local = [(q, a) for q, a in _pool(timeline, "general_qa", seed) if any(w in q.split("\n")[0] for w in words)]
     for scene in part.scenes:
-        moment = round((max(scene.start, part.scenes[0].start) + scene.end) / 2)
+        moment = round((scene.start + scene.end) / 2)
         local.append((f"What colour is the background {moment} seconds into the video?", f"{scene.background}."))
     return local
 
