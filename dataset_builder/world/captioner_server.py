@@ -152,7 +152,26 @@ def _pool(timeline: Timeline, task_type: str, seed: int) -> list[tuple[str, str]
         for q in questions.multiple_choice(timeline, seed=seed)
         if q.family in FAMILIES[task_type]
     ]
-    return pairs + [(q, a) for kind, q, a in questions.open_questions(timeline) if kind == task_type]
+    pairs += [(q, a) for kind, q, a in questions.open_questions(timeline) if kind == task_type]
+    if task_type == "creative_writing":
+        pairs += _creative(timeline)
+    return pairs
+
+
+def _creative(timeline: Timeline) -> list[tuple[str, str]]:
+    """Creative tasks beyond the title, grounded in the timeline: a short poem, a one-line advertisement."""
+    backgrounds = [scene.background for scene in timeline.scenes]
+    objects = [appearance.name for appearance in timeline.appearances]
+    passing = f"and across it pass the {', the '.join(objects)}." if objects else "and nothing crosses it."
+    poem = "\n".join(
+        [f"First the world is {backgrounds[0]},", *(f"then it turns {c}," for c in backgrounds[1:]), passing]
+    )
+    star = f"the {objects[0]} cross a {backgrounds[0]} world" if objects else f"a calm {backgrounds[0]} world"
+    advert = f"Watch {star}" + (f", and stay for the {backgrounds[-1]} finale!" if len(backgrounds) > 1 else "!")
+    return [
+        ("Write a short poem inspired by this video.", poem),
+        ("Write a one-line advertisement for this video.", advert),
+    ]
 
 
 def _segment_pool(timeline: Timeline, part: Timeline, seed: int) -> list[tuple[str, str]]:
@@ -161,7 +180,7 @@ def _segment_pool(timeline: Timeline, part: Timeline, seed: int) -> list[tuple[s
     words |= {a.shape for a in part.appearances} | ({"flash"} if part.flashes else set())
     local = [(q, a) for q, a in _pool(timeline, "general_qa", seed) if any(w in q.split("\n")[0] for w in words)]
     for scene in part.scenes:
-        moment = round((max(scene.start, part.scenes[0].start) + scene.end) / 2)
+        moment = round((scene.start + scene.end) / 2)
         local.append((f"What colour is the background {moment} seconds into the video?", f"{scene.background}."))
     return local
 
@@ -183,17 +202,20 @@ def _window_pool(window: Timeline, whole_video: bool, seed: int) -> list[tuple[s
 
 
 def _pick(pool_for_seed, count: int, rng: random.Random) -> list[tuple[str, str]]:
-    """``count`` distinct pairs when the pools of successive MC shuffles hold that many, else with repeats."""
-    seen: dict[str, str] = {}
+    """``count`` pairs: every question stem once (in random order) before any stem again with its options reshuffled
+    (successive MC seeds), and repeats only when the pools hold fewer pairs than that."""
+    variants: dict[str, dict[str, str]] = {}  # stem -> {question: answer}
     for seed in range(8):
         for question, answer in pool_for_seed(seed):
-            seen.setdefault(question, answer)
-        if len(seen) >= count:
+            variants.setdefault(question.split("\n")[0], {}).setdefault(question, answer)
+        if sum(len(v) for v in variants.values()) >= count:
             break
-    if not seen:
+    if not variants:
         raise ValueError("The description supports no question of the task type asked for.")
-    pairs = list(seen.items())
-    rng.shuffle(pairs)
+    stems = list(variants)
+    rng.shuffle(stems)
+    rounds = max(len(v) for v in variants.values())
+    pairs = [list(variants[stem].items())[k] for k in range(rounds) for stem in stems if k < len(variants[stem])]
     return [pairs[i % len(pairs)] for i in range(count)]
 
 

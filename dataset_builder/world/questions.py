@@ -142,8 +142,9 @@ def multiple_choice(timeline: Timeline, seed: int = 0) -> list[MultipleChoice]:
 
     # temporal
     names = [a.name for a in appearances]
-    questions.append(_choice(rng, "temporal", "Which object appears first?", names[0], list(ALL_OBJECTS)))
-    questions.append(_choice(rng, "temporal", "Which object appears last?", names[-1], list(ALL_OBJECTS)))
+    if names:  # a part of a video (the captioner's segments) may show no object
+        questions.append(_choice(rng, "temporal", "Which object appears first?", names[0], list(ALL_OBJECTS)))
+        questions.append(_choice(rng, "temporal", "Which object appears last?", names[-1], list(ALL_OBJECTS)))
     for before, after in zip(names, names[1:]):
         questions.append(
             _choice(rng, "temporal", f"Which object appears right after the {before}?", after, list(ALL_OBJECTS))

@@ -24,7 +24,7 @@ FRAME_MODELS = [
 ]  # fmt: skip
 
 
-def same_timeline(parsed, truth, tolerance=1.5):
+def same_timeline(parsed, truth, tolerance=1.0):
     """Scenes, appearances and flashes agree: names and order exactly, times within ``tolerance`` seconds."""
     close = lambda a, b: abs(a - b) <= tolerance  # noqa: E731
     assert [s.background for s in parsed.scenes] == [s.background for s in truth.scenes]
@@ -87,7 +87,7 @@ def test_world_videos_annotate_and_build_to_the_ground_truth(tmp_path, monkeypat
         status = main([
             "annotate", "--videos", str(videos), "--out", str(work), "--base-url", server.base_url, "--model", "world",
             "--no-progress", "--frame-size", "64", "--frame-cache-size", "64", "--segmentation", "semantic",
-            "--questions-per-type", "3", *FRAME_MODELS,
+            "--questions-per-type", "3", "--frames-per-segment", "1200", *FRAME_MODELS,
         ])  # fmt: skip
         seconds = time.perf_counter() - started
     assert status == 0
