@@ -43,7 +43,8 @@ def video_id(timeline: Timeline) -> str:
 
 def write_videos(folder: str | Path, videos_per_band: dict[str, int], first_seed: int = 0) -> list[Timeline]:
     """Write ``videos_per_band[band]`` world videos per band into ``folder`` (``<video id>.mp4``) and their ground
-    truth into ``folder/timelines.jsonl``; returns the timelines. Existing files are kept (a re-run resumes)."""
+    truth into ``folder/timelines.jsonl``; returns the timelines. Existing files are kept (a re-run resumes); world
+    videos that are not in this set (of an earlier, larger run) are removed."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     timelines = []
@@ -58,6 +59,10 @@ def write_videos(folder: str | Path, videos_per_band: dict[str, int], first_seed
                 write_world_video(partial, timeline)
                 partial.replace(path)
             timelines.append(timeline)
+    wanted = {f"{video_id(timeline)}.mp4" for timeline in timelines}
+    for stale in folder.glob("world-*.mp4"):  # of an earlier, larger run: the folder holds exactly these videos
+        if stale.name not in wanted:
+            stale.unlink()
     with open(folder / "timelines.jsonl", "w") as handle:
         for timeline in timelines:
             handle.write(json.dumps({"video_id": video_id(timeline), **asdict(timeline)}) + "\n")

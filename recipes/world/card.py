@@ -47,6 +47,41 @@ def read_losses(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return losses
 
 
+def segmentation_report(run_dir: Path) -> dict | None:
+    """Boundary precision / recall (within 2 s) of the annotator's semantic segments against the world's scene cuts,
+    pooled over the run's videos of a minute or more (shorter ones are one segment by design); None without a work dir.
+    """
+    from dataset_builder.records import LocalRecord
+    from dataset_builder.store import JsonlStore
+    from dataset_builder.world.perception import segmentation_recovery
+
+    timelines_file, local_dir = run_dir / "videos" / "timelines.jsonl", run_dir / "work" / "local"
+    if not (timelines_file.is_file() and local_dir.is_dir()):
+        return None
+    cuts = {}
+    for line in timelines_file.read_text().splitlines():
+        entry = json.loads(line)
+        cuts[entry["video_id"]] = [scene["start"] for scene in entry["scenes"][1:]]
+    matched_p = matched_r = predicted = true = 0.0
+    videos = 0
+    for record in JsonlStore(local_dir, "_reader").load_index("key").values():
+        local = LocalRecord.from_dict(record)
+        name = Path(local.video_id).name
+        if local.segmentation != "semantic" or name not in cuts:
+            continue
+        boundaries = [segment.start for segment in local.segments[1:]]
+        precision, recall = segmentation_recovery(boundaries, cuts[name])
+        matched_p += precision * len(boundaries)
+        matched_r += recall * len(cuts[name])
+        predicted, true, videos = predicted + len(boundaries), true + len(cuts[name]), videos + 1
+    return {
+        "videos": videos,
+        "precision": round(matched_p / predicted, 3) if predicted else 1.0,
+        "recall": round(matched_r / true, 3) if true else 1.0,
+        "true_cuts": int(true),
+    }
+
+
 def _accuracy(summary: dict, group: str, key: str) -> float | None:
     entry = summary.get(group, {}).get(key)
     return None if entry is None else entry["accuracy"]
@@ -126,7 +161,16 @@ def write_card(run_dir: str | Path, minutes: float | None = None) -> Path:
         "by_category": {family: _accuracy(final, "by_category", family) for family in FAMILIES},
         "all_runs": {stage: {str(f): s["accuracy"] for f, s in runs.items()} for stage, runs in results.items()},
     }
+    segmentation = segmentation_report(run_dir)
+    stated["segmentation"] = segmentation
     (model_dir / "results.json").write_text(json.dumps(stated, indent=2) + "\n")
+    segmentation_line = (
+        f"The annotator's semantic segmentation recovered the world's scene changes with boundary precision "
+        f"{segmentation['precision']:.3f} and recall {segmentation['recall']:.3f} (within 2 s; {segmentation['videos']} "
+        f"videos of a minute or more, {segmentation['true_cuts']} scene cuts)."
+        if segmentation
+        else ""
+    )
     long_after = {stage: _accuracy(_at_192(results[stage]), "by_duration", "long") for stage in results}
     took = f" The whole chain took {minutes:.0f} minutes." if minutes else ""
     card = f"""---
@@ -144,7 +188,7 @@ A tiny ProLongVid (SigLIP -> MLP projector -> Qwen2 layout, about 0.9 M paramete
 
 Reproduce: `python -m recipes.world.reproduce --out runs/world` (world -> `dataset_builder annotate` with the world
 captioner -> `build` -> tiny model from scratch -> `accelerate launch` of the image stage on single frames, then the
-video stages 1-3 at 32 / 128 / 192 frames -> evaluation harness).{took}
+video stages 1-3 at 32 / 128 / 192 frames -> evaluation harness).{took} {segmentation_line}
 
 ## Held-out benchmark (`python -m evaluation run --benchmark world`, 4 options, chance 25%)
 

@@ -61,16 +61,18 @@ def load_init_config(path: str | Path) -> InitConfig:
 
 
 def dataset_texts(dataset_dir: str | Path) -> list[str]:
-    """Every message text of the dataset's training configs (the tokenizer's training corpus)."""
+    """Every message text of the dataset's configs with a `messages` column (the tokenizer's training corpus)."""
     import pyarrow.parquet as pq
 
     texts = []
-    for file in sorted(Path(dataset_dir).glob("stage*/*.parquet")):
+    for file in sorted(Path(dataset_dir).glob("*/*.parquet")):
+        if "messages" not in pq.read_schema(file).names:
+            continue
         for messages in pq.read_table(file, columns=["messages"]).column("messages").to_pylist():
             for message in messages:
                 texts.extend(part["text"] for part in message["content"] if part.get("text"))
     if not texts:
-        raise ValueError(f"{dataset_dir} has no training rows (stage*/*.parquet); run `dataset_builder build` first.")
+        raise ValueError(f"{dataset_dir} has no training rows (<config>/*.parquet with messages); run `dataset_builder build` first.")
     return texts
 
 

@@ -101,10 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recipes.world.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/world", help="run directory (default: %(default)s)")
     parser.add_argument(
-        "--short", type=int, default=160, help="training videos of 10 s - 2 min (default: %(default)s)"
+        "--short", type=int, default=100, help="training videos of 10 s - 2 min (default: %(default)s)"
     )
-    parser.add_argument("--medium", type=int, default=60, help="training videos of 2 - 5 min (default: %(default)s)")
-    parser.add_argument("--long", type=int, default=60, help="training videos of 5 - 20 min (default: %(default)s)")
+    parser.add_argument("--medium", type=int, default=40, help="training videos of 2 - 5 min (default: %(default)s)")
+    parser.add_argument("--long", type=int, default=40, help="training videos of 5 - 20 min (default: %(default)s)")
     parser.add_argument(
         "--benchmark-videos",
         type=int,
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 run([python, "-m", "dataset_builder", "annotate", "--videos", str(out / "videos"),
                      "--out", str(out / "work"), "--base-url", base_url, "--model", "world-captioner",
                      "--frame-captioner", CAPTIONER, "--embedder", EMBEDDER, "--frame-size", "64",
-                     "--frame-cache-size", "64", "--frame-cache-format", "png",
+                     "--frame-cache-size", "64", "--frame-cache-format", "png", "--frames-per-segment", "1200",
                      "--questions-per-type", str(args.questions_per_type), "--concurrency", "32",
                      "--no-progress"], logs / "annotate.log", env)  # fmt: skip
             done_markers["annotate"].write_text("ok\n")
