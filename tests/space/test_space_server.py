@@ -1,5 +1,5 @@
-"""`python space/app.py` as users run it (a subprocess on 127.0.0.1, offline, default model -> demo weights),
-driven through `gradio_client` and through a real browser (Playwright + Debian's headless Chromium).
+"""`python space/app.py` as users run it (a subprocess on 127.0.0.1, offline, default model -> the bundled world
+model), driven through `gradio_client` and through a real browser (Playwright + Debian's headless Chromium).
 
 One server is shared by the module. The browser test saves `artifacts/space_browser_*.png` (gitignored).
 """
@@ -21,7 +21,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 README_COMMAND = "python space/app.py"
-SAMPLE_VIDEO = REPO / "space" / "examples" / "sample.mp4"
+EXAMPLES_DIR = REPO / "space" / "examples"
+SAMPLE_VIDEO = EXAMPLES_DIR / "sample.mp4"
+EXAMPLES = json.loads((EXAMPLES_DIR / "examples.json").read_text())
+WORLD_MODEL = REPO / "modeling_prolongvid" / "world_model"
+WORLD_CONFIG = json.loads((WORLD_MODEL / "config.json").read_text())
 ARTIFACTS = REPO / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -103,17 +107,50 @@ def ask(url: str, question: str, files: list[Path] = (), frames: int = 8, max_ne
 # ---------------------------------------------------------------- the README's command
 
 
-def test_readme_demo_command_serves_offline_with_labelled_demo_weights(server):
+def test_readme_demo_command_serves_offline_with_the_labelled_world_model(server):
     readme = (REPO / "README.md").read_text()
     assert README_COMMAND in readme, f"README.md must document `{README_COMMAND}`, the demo command this test runs"
     assert b"<html" in http_get(server["url"]).lower()
     config = json.loads(http_get(server["url"] + "config"))
     texts = json.dumps(config)
-    assert "Demo weights" in texts and "random" in texts  # the UI says the answers come from random weights
+    # The banner says what serves (trained only on the synthetic world), how well (its card) and how to load real
+    # weights.
+    stated = json.loads((WORLD_MODEL / "results.json").read_text())
+    for phrase in (
+        "Demo model",
+        "trained only on",
+        "synthetic world",
+        f"{stated['accuracy']:.1f}%",
+        "PROLONGVID_MODEL",
+    ):
+        assert phrase in texts, phrase
+    assert "prolongvid/ProLongVid-7B-hf" in texts and "convert_prolongvid_weights_to_hf.py" in texts
+    assert "random" not in texts and "gibberish" not in texts
+    for example in EXAMPLES["examples"]:  # the page offers the bundled examples
+        assert json.dumps(example["question"])[1:-1] in texts
     assert config["max_file_size"] == UPLOAD_LIMIT_MB * 1024 * 1024
 
 
 # ---------------------------------------------------------------- gradio_client
+
+
+@pytest.mark.parametrize(
+    "example",
+    EXAMPLES["examples"]
+    or [pytest.param(None, marks=pytest.mark.skip(reason="examples.json has no example: the model answered none"))],
+    ids=lambda example: example and f"{example['video']}-{example['family']}",
+)
+def test_the_space_answers_its_example_questions_correctly(server, example):
+    """Asked as a user would (the video uploaded, the example's settings), the served model gives the ground-truth
+    answer that `make_examples.py` recorded."""
+    answer = ask(
+        server["url"],
+        example["question"],
+        [EXAMPLES_DIR / example["video"]],
+        frames=EXAMPLES["frames"],
+        max_new_tokens=EXAMPLES["max_new_tokens"],
+    )
+    assert answer.strip() == example["answer"], (example["question"], answer)
 
 
 def test_client_uploads_a_generated_video_and_gets_an_answer(server, make_video):
@@ -213,7 +250,7 @@ def test_browser_upload_ask_stream_frame_strip_and_bad_file(server, tmp_path):
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(server["url"])
             page.locator("#chat-input textarea").wait_for(timeout=60_000)
-            expect(page.locator("#model-notice")).to_contain_text("Demo weights")
+            expect(page.locator("#model-notice")).to_contain_text("Demo model")
             max_tokens = page.get_by_label("number input for Max new tokens")
             max_tokens.fill("2048")
             max_tokens.press("Enter")
@@ -221,9 +258,10 @@ def test_browser_upload_ask_stream_frame_strip_and_bad_file(server, tmp_path):
 
             upload_and_ask(page, SAMPLE_VIDEO, "What happens in this video?")
             captions = page.locator("#frame-strip .caption-label")
-            expect(captions).to_have_count(8, timeout=60_000)  # the tiny model's default: 8 frames
+            frames = WORLD_CONFIG["num_frames"]  # the Frames slider starts at the world model's frame count
+            expect(captions).to_have_count(frames, timeout=120_000)
             assert captions.first.inner_text() == "0.0 s" and captions.last.inner_text().endswith(" s")
-            expect(page.locator("#frame-strip img")).to_have_count(8)
+            expect(page.locator("#frame-strip img")).to_have_count(frames)
             page.wait_for_function("() => window.__botLengths.filter(n => n > 0).length >= 3", timeout=60_000)
             stop = page.locator("#chat-input").get_by_role("button", name="Stop")
             if stop.is_visible():  # still streaming: the Stop button ends it
