@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ def app():
     """`space/app.py` imported as a module: importing it loads no model and starts no server."""
     spec = importlib.util.spec_from_file_location("prolongvid_space_app", APP_PATH)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their annotations through sys.modules
     spec.loader.exec_module(module)
     return module
 
