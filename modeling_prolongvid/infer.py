@@ -3,7 +3,8 @@
     python -m modeling_prolongvid.infer --model prolongvid/ProLongVid-7B-hf --video clip.mp4 \\
         --question "What happens in this video?" --frames 128 --stream
 
-`--model tiny` builds (once) a tiny random-weight checkpoint that runs anywhere in seconds and answers gibberish.
+`--model tiny` loads the bundled world model (`modeling_prolongvid/world_model/`): a tiny ProLongVid trained only on
+the kit's synthetic world (coloured scenes, moving shapes, flashes) that runs anywhere in seconds, offline.
 The work is done by `modeling_prolongvid.inference`, which the Gradio Space shares; this module only parses the
 command line (without importing torch, so `--help` is instant).
 """
@@ -22,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ask ProLongVid a question about a video (or an image) and print the answer.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help='Hub id or local directory; "tiny" for random demo weights.')
+    parser.add_argument(
+        "--model", required=True, help='Hub id or local directory; "tiny" for the bundled world model.'
+    )
     media = parser.add_mutually_exclusive_group(required=True)
     media.add_argument("--video", help="Video file (MP4, WebM, MKV, MOV, ...).")
     media.add_argument("--image", help="Image file (PNG, JPEG, WebP).")

@@ -6,15 +6,15 @@ Load a model once, check and read the user's media, build the chat prompt, and s
     >>> model, processor = load_model("tiny")
     >>> text = answer(model, processor, "space/examples/sample.mp4", "What moves?", num_frames=8, max_new_tokens=8)
 
-`load_model("tiny")` builds (once, into `~/.cache/prolongvid/tiny-demo`) a tiny random-weight checkpoint: it runs
-anywhere in seconds and answers gibberish, which is what the tests and offline demos need.
+`load_model("tiny")` loads the bundled world model (`modeling_prolongvid/world_model/`, a few MB shipped with the
+package): a tiny ProLongVid trained only on the kit's synthetic world (`dataset_builder.world`: coloured scenes,
+moving shapes, brief flashes). It runs anywhere in seconds, answers questions about such videos and knows nothing
+about real ones; its card (`README.md`) and measured accuracy (`results.json`) sit next to its weights.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +38,9 @@ from processing.frame_cache import FrameCache, load_frames
 from .hub import hub_reachable
 
 TINY_MODEL_ID = "tiny"
+# The bundled world model (`load_model("tiny")`), trained by `python -m recipes.world.reproduce`.
+WORLD_MODEL_DIR = Path(__file__).resolve().parent / "world_model"
+WORLD_MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json", "results.json")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 # Room kept free in the context for the chat template, system prompt and question.
 PROMPT_TOKEN_RESERVE = 256
@@ -133,29 +136,16 @@ class Media:
         return "image" if self.image is not None else "video"
 
 
-def tiny_cache_dir() -> Path:
-    """Where `load_model("tiny")` keeps its checkpoint (`$PROLONGVID_CACHE/tiny-demo`, default `~/.cache/prolongvid`)."""
-    return Path(os.environ.get("PROLONGVID_CACHE", Path.home() / ".cache" / "prolongvid")) / "tiny-demo"
-
-
-def ensure_tiny_checkpoint(directory: Path | None = None) -> Path:
-    """Build the tiny random-weight checkpoint into `directory` unless it is already there. Returns the directory.
-
-    Built into a temporary sibling and renamed, so two processes starting at once never see a half-written one.
-    """
-    from modeling_prolongvid.tiny_checkpoint import build_tiny_checkpoint
-
-    directory = Path(directory or tiny_cache_dir())
-    if (directory / "config.json").is_file():
-        return directory
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=directory.parent))
-    build_tiny_checkpoint(staging)
-    try:
-        staging.rename(directory)
-    except OSError:  # another process finished first
-        shutil.rmtree(staging, ignore_errors=True)
-    return directory
+def world_model_dir() -> Path:
+    """The bundled world model's directory (`load_model("tiny")`), checked to hold a loadable checkpoint."""
+    missing = [name for name in WORLD_MODEL_FILES if not (WORLD_MODEL_DIR / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"The bundled world model in {WORLD_MODEL_DIR} lacks {missing}: the package was installed without its "
+            'data files. Reinstall it (`pip install -e .`; pyproject.toml ships "*.safetensors" as package data) '
+            "or pass a checkpoint directory instead of 'tiny'."
+        )
+    return WORLD_MODEL_DIR
 
 
 def load_model(
@@ -164,7 +154,7 @@ def load_model(
     dtype: torch.dtype | None = None,
     attn_implementation: str = "sdpa",
 ) -> tuple[torch.nn.Module, object]:
-    """Load `(model, processor)` from a Hub id, a local directory, or `"tiny"` (random demo weights).
+    """Load `(model, processor)` from a Hub id, a local directory, or `"tiny"` (the bundled world model, offline).
 
     By default the weights are float16 on CUDA (upstream's evaluation precision) and float32 on CPU; attention is `attn_implementation` ("sdpa", or
     "flash_attention_2" where installed). The model is in eval mode.
@@ -173,13 +163,9 @@ def load_model(
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or (torch.float16 if device.startswith("cuda") else torch.float32)  # upstream evaluated in fp16
-    if model_id != TINY_MODEL_ID:
-        return _load(model_id, device, dtype, attn_implementation)
-    try:
-        return _load(str(ensure_tiny_checkpoint()), device, dtype, attn_implementation)
-    except (OSError, ValueError, TypeError):  # a cache written by an older version of this package: rebuild it
-        shutil.rmtree(tiny_cache_dir(), ignore_errors=True)
-        return _load(str(ensure_tiny_checkpoint()), device, dtype, attn_implementation)
+    if model_id == TINY_MODEL_ID:
+        model_id = str(world_model_dir())
+    return _load(model_id, device, dtype, attn_implementation)
 
 
 def _load(model_id: str, device: str, dtype: torch.dtype, attn_implementation: str):

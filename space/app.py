@@ -1,12 +1,13 @@
 """ProLongVid Space: chat with a long video (or an image), answers streamed token by token.
 
-Run locally (serves on http://127.0.0.1:7860; with no Hub access it falls back to tiny demo weights):
+Run locally (serves on http://127.0.0.1:7860; with no Hub access it falls back to the bundled world model, a tiny
+ProLongVid trained only on the kit's synthetic world, which answers the bundled examples):
 
     python space/app.py
     PROLONGVID_MODEL=path/or/hub-id python space/app.py      # or: python space/app.py --model path/or/hub-id
 
 Settings (environment variables):
-    PROLONGVID_MODEL              Hub id or local directory (default prolongvid/ProLongVid-7B-hf); "tiny" = demo weights
+    PROLONGVID_MODEL              Hub id or local directory (default prolongvid/ProLongVid-7B-hf); "tiny" = the world model
     PROLONGVID_MAX_VIDEO_MINUTES  longest accepted video (default 180)
     PROLONGVID_MAX_UPLOAD         largest accepted upload (default "1gb")
     PROLONGVID_UPLOAD_QUOTA       total size of the upload folder (default "4gb"); least recently used files go first
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 APP_DIR = Path(__file__).resolve().parent
@@ -50,6 +53,7 @@ from uploads import UploadFolder, parse_size  # noqa: E402
 
 from modeling_prolongvid.inference import (  # noqa: E402
     TINY_MODEL_ID,
+    WORLD_MODEL_DIR,
     InputError,
     Media,
     build_messages,
@@ -64,9 +68,8 @@ logger = logging.getLogger("prolongvid.space")
 
 DEFAULT_MODEL_ID = "prolongvid/ProLongVid-7B-hf"
 EXAMPLES_DIR = APP_DIR / "examples"
-SAMPLE_VIDEO = EXAMPLES_DIR / "sample.mp4"
-SQUARES_VIDEO = EXAMPLES_DIR / "squares.mp4"
-SAMPLE_IMAGE = EXAMPLES_DIR / "sample.png"
+# Questions about the bundled world videos that the bundled world model answers correctly (`make_examples.py`).
+EXAMPLES_FILE = EXAMPLES_DIR / "examples.json"
 ERROR_PREFIX = "⚠ "
 # Starts the answer to a turn whose file could not be used, so later text-only questions do not reuse that file.
 FILE_REJECTED = "File not used: "
@@ -79,10 +82,10 @@ STRIP_FRAME_SIZE = 160
 
 
 def load_app_model(requested: str | None) -> tuple[object, object, str | None]:
-    """Load `(model, processor, demo_notice)`. `demo_notice` is None for real weights.
+    """Load `(model, processor, demo_notice)`. `demo_notice` (why the world model serves) is None for real weights.
 
-    The default id falls back to the tiny demo weights when it cannot be loaded (no Hub access, no GPU memory),
-    so the Space starts anywhere; an explicitly requested model that fails to load is an error.
+    The default id falls back to the bundled world model (`load_model("tiny")`) when it cannot be loaded (no Hub
+    access, no GPU memory), so the Space starts anywhere; an explicitly requested model that fails to load is an error.
     """
     model_id = requested or DEFAULT_MODEL_ID
     if model_id == TINY_MODEL_ID:
@@ -96,15 +99,66 @@ def load_app_model(requested: str | None) -> tuple[object, object, str | None]:
                 raise SystemExit(
                     f"Cannot load {model_id!r}: the Hugging Face Hub is unreachable and it is not cached."
                 )
-            logger.warning("No Hub access and %s is not cached: serving the tiny demo weights.", model_id)
+            logger.warning("No Hub access and %s is not cached: serving the bundled world model.", model_id)
             return (*load_model(TINY_MODEL_ID), f"no Hub access to download {model_id}")
     try:
         return (*load_model(model_id), None)
     except (OSError, ValueError, RuntimeError) as error:
         if requested:
             raise
-        logger.warning("Could not load %s (%s): serving the tiny demo weights.", model_id, error)
+        logger.warning("Could not load %s (%s): serving the bundled world model.", model_id, error)
         return (*load_model(TINY_MODEL_ID), f"{model_id} could not be loaded ({type(error).__name__})")
+
+
+def world_model_banner(demo_notice: str) -> str:
+    """The page's notice when the bundled world model serves: what it is, how well it does (its `results.json`)
+    and how to load real weights."""
+    stated = json.loads((WORLD_MODEL_DIR / "results.json").read_text())
+    return (
+        f"> **Demo model** ({demo_notice}): the bundled *ProLongVid-world-tiny*, a tiny ProLongVid trained only on "
+        "the kit's synthetic world: coloured scenes, moving shapes (circles, squares, triangles in red, green, blue, "
+        f"yellow or white) and brief full-screen flashes. It scores {stated['accuracy']:.1f}% on that world's "
+        f"held-out multiple-choice benchmark ({stated['frames']} frames, chance 25%) - try the examples - and knows "
+        "nothing about real videos. For real answers load real weights: "
+        f"`PROLONGVID_MODEL={DEFAULT_MODEL_ID} python space/app.py` (or `--model`), or a local directory written by "
+        "the converter `modeling_prolongvid/convert_prolongvid_weights_to_hf.py`."
+    )
+
+
+@dataclass(frozen=True)
+class WorldExample:
+    """One bundled example: `question` (the multiple-choice prompt) about `video` (a file in `examples/`), whose
+    correct option text is `answer`; `band`, `seed` and `family` say which world video and question family."""
+
+    video: str
+    band: str
+    seed: int
+    family: str
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class WorldExamples:
+    """`examples.json`: the examples, the settings they were asked with through `VideoChat.respond` (greedy) and
+    the SHA-256 of the `model.safetensors` that answered them all correctly."""
+
+    frames: int
+    max_new_tokens: int
+    weights_sha256: str
+    examples: tuple[WorldExample, ...]
+
+    @classmethod
+    def read(cls, path: Path = EXAMPLES_FILE) -> WorldExamples:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} is missing: write it with `python space/make_examples.py`.")
+        data = json.loads(Path(path).read_text())
+        return cls(
+            frames=data["frames"],
+            max_new_tokens=data["max_new_tokens"],
+            weights_sha256=data["weights_sha256"],
+            examples=tuple(WorldExample(**example) for example in data["examples"]),
+        )
 
 
 # ---------------------------------------------------------------- conversation parsing
@@ -284,31 +338,35 @@ class VideoChat:
 # ---------------------------------------------------------------- the interface
 
 
+def default_frame_count(config) -> int:
+    """The Frames slider's starting value: the checkpoint's `num_frames` (64 when it names none)."""
+    return config.num_frames or 64
+
+
 def build_demo(chat: VideoChat, demo_notice: str | None = None) -> gr.Blocks:
     """The Blocks app around `chat`: settings on top, the chat on the left, the sampled frames with their timestamps
-    on the right. `demo_notice` (why demo weights are serving) puts a banner on the page.
+    on the right. `demo_notice` (why the bundled world model is serving) puts its banner on the page; the examples
+    are the bundled world videos with questions from `examples/examples.json`.
 
         >>> demo = build_demo(VideoChat(model, processor))  # doctest: +SKIP
         >>> demo.queue().launch()  # doctest: +SKIP
     """
     config = chat.model.config
-    default_frames = config.num_frames or 64
+    default_frames = default_frame_count(config)
     min_frames = min(32, default_frames)
-    if demo_notice:
-        banner = (
-            f"> **Demo weights** ({demo_notice}): a tiny model with *random* weights is serving, so answers are "
-            f"gibberish. Set `PROLONGVID_MODEL` to `{DEFAULT_MODEL_ID}` (or a local checkpoint) for real answers."
-        )
-    else:
-        banner = f"Model: `{chat.model.name_or_path}`."
+    banner = world_model_banner(demo_notice) if demo_notice else f"Model: `{chat.model.name_or_path}`."
     description = (
         "Upload a video (or an image) with the paperclip button and ask about it; follow-up questions keep the video. "
         f"The model sees **Frames** frames sampled uniformly over the whole video.\n\n{banner}"
     )
+    bundled = WorldExamples.read()
     examples = [  # [message, frames, max new tokens]
-        [{"text": "What happens in this video?", "files": [str(SAMPLE_VIDEO)]}, default_frames, 256],
-        [{"text": "How many squares appear, in which order?", "files": [str(SQUARES_VIDEO)]}, min_frames, 128],
-        [{"text": "Describe this image.", "files": [str(SAMPLE_IMAGE)]}, default_frames, 128],
+        [
+            {"text": example.question, "files": [str(EXAMPLES_DIR / example.video)]},
+            min(max(bundled.frames, min_frames), config.max_frames),
+            bundled.max_new_tokens,
+        ]
+        for example in bundled.examples
     ]
     respond = chat.respond if spaces is None else spaces.GPU(duration=120)(chat.respond)
     with gr.Blocks(title="ProLongVid", delete_cache=(1800, 3600)) as demo:
@@ -342,7 +400,7 @@ def build_demo(chat: VideoChat, demo_notice: str | None = None) -> gr.Blocks:
                     chatbot=gr.Chatbot(height=460, elem_id="chatbot", label="Chat"),
                     additional_inputs=[frames, max_new_tokens],
                     additional_outputs=[strip],
-                    examples=examples,
+                    examples=examples or None,
                     cache_examples=False,
                     api_name="chat",
                     fill_height=False,
@@ -362,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--model",
         default=os.environ.get("PROLONGVID_MODEL") or None,
-        help=f"Hub id or directory (default: {DEFAULT_MODEL_ID}, with demo weights as its offline fallback).",
+        help=f"Hub id or directory (default: {DEFAULT_MODEL_ID}, with the bundled world model as its offline fallback).",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

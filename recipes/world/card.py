@@ -3,7 +3,8 @@ extrapolation, and the learning curve (training loss per stage, held-out accurac
 
 `write_card(run_dir)` reads what `recipes.world.reproduce` wrote (`stage*/trainer_state.json`,
 `eval/<stage>/results-world-*.json`), copies the stage-3 checkpoint into `run_dir/model/` and writes
-`model/README.md`, `model/results.json` (the figures the card states, machine-readable) and
+`model/README.md`, `model/results.json` (the figures the card states, machine-readable: the benchmark's videos per
+band, overall / per-band / per-family accuracy, and the score on a fixed subset of it, :data:`SUBSET_VIDEOS`) and
 `model/learning_curve.png`.
 
 Example (on a finished run)::
@@ -22,6 +23,9 @@ from pathlib import Path
 FAMILIES = ("attribute", "counting", "temporal", "needle", "summary")
 BANDS = ("short", "medium", "long")
 CHECKPOINT_FILES = ("*.safetensors", "*.json", "*.jinja", "*.txt")
+# The benchmark's first videos per band whose stage-3 score the card states too: `write_benchmark` with these counts
+# writes exactly these questions, so a test can re-score the shipped checkpoint on them in a minute.
+SUBSET_VIDEOS = {"short": 2, "medium": 1, "long": 1}
 
 
 def read_results(run_dir: Path) -> dict[str, dict[int, dict]]:
@@ -80,6 +84,35 @@ def segmentation_report(run_dir: Path) -> dict | None:
         "recall": round(matched_r / true, 3) if true else 1.0,
         "true_cuts": int(true),
     }
+
+
+def benchmark_videos(run_dir: Path) -> dict[str, int]:
+    """Held-out videos per band, from the benchmark's ground truth (``benchmark/timelines.jsonl``)."""
+    counts = dict.fromkeys(BANDS, 0)
+    for line in (run_dir / "benchmark" / "timelines.jsonl").read_text().splitlines():
+        counts[json.loads(line)["video_id"].split("-")[1]] += 1
+    return counts
+
+
+def subset_result(run_dir: Path, frames: int = 192) -> dict | None:
+    """Stage 3's score at ``frames`` over the questions of the first :data:`SUBSET_VIDEOS` benchmark videos per band,
+    from its predictions (scored as the harness scores a run)."""
+    from dataset_builder.world.benchmark import BENCHMARK_SEED_OFFSET
+    from evaluation.metrics import summarize
+    from evaluation.store import PredictionStore
+
+    eval_dir = run_dir / "eval" / "stage3"
+    [result_file] = eval_dir.glob(f"results-world-{frames}f-*.json")
+    if not any(eval_dir.glob("predictions-*.jsonl")):
+        return None
+    predictions = PredictionStore(eval_dir).load(json.loads(result_file.read_text())["settings_key"])
+
+    def in_subset(question_id: str) -> bool:
+        _, band, seed = question_id.split("-")[:3]
+        return int(seed) - BENCHMARK_SEED_OFFSET < SUBSET_VIDEOS[band]
+
+    summary = summarize("world", [p for question_id, p in predictions.items() if in_subset(question_id)])
+    return {"videos_per_band": SUBSET_VIDEOS, "questions": summary["questions"], "accuracy": summary["accuracy"]}
 
 
 def _accuracy(summary: dict, group: str, key: str) -> float | None:
@@ -155,11 +188,13 @@ def write_card(run_dir: str | Path, minutes: float | None = None) -> Path:
     stated = {
         "benchmark": "world",
         "frames": 192,
+        "benchmark_videos": benchmark_videos(run_dir),
         "questions": final["questions"],
         "accuracy": final["accuracy"],
         "by_duration": {band: _accuracy(final, "by_duration", band) for band in BANDS},
         "by_category": {family: _accuracy(final, "by_category", family) for family in FAMILIES},
         "all_runs": {stage: {str(f): s["accuracy"] for f, s in runs.items()} for stage, runs in results.items()},
+        "subset": subset_result(run_dir),
     }
     segmentation = segmentation_report(run_dir)
     stated["segmentation"] = segmentation

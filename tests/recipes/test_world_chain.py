@@ -102,6 +102,9 @@ def test_card_states_the_evaluated_figures(tmp_path):
         folder = tmp_path / "eval" / stage
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"results-world-{frames}f-uniform-k.json").write_text(json.dumps(result))
+    (tmp_path / "benchmark").mkdir()
+    videos = ["world-short-1000000", "world-short-1000001", "world-long-1000000"]
+    (tmp_path / "benchmark" / "timelines.jsonl").write_text("".join(json.dumps({"video_id": v}) + "\n" for v in videos))
     (tmp_path / "stage3").mkdir()
     (tmp_path / "stage3" / "model.safetensors").write_bytes(b"weights")
     (tmp_path / "stage3" / "trainer_state.json").write_text(json.dumps({"log_history": [{"step": 10, "loss": 2.0}]}))
@@ -110,5 +113,6 @@ def test_card_states_the_evaluated_figures(tmp_path):
     assert "**85.5%**" in text and "| stage3 | 256 | 83.0 |" in text and "30.0% vs 77.0%" in text
     stated = json.loads((tmp_path / "model" / "results.json").read_text())
     assert stated["accuracy"] == 85.5 and stated["by_category"]["needle"] == 90.0
+    assert stated["benchmark_videos"] == {"short": 2, "medium": 0, "long": 1}
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == b"weights"
     assert (tmp_path / "model" / "learning_curve.png").stat().st_size > 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ def app():
     """`space/app.py` imported as a module: importing it loads no model and starts no server."""
     spec = importlib.util.spec_from_file_location("prolongvid_space_app", APP_PATH)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their annotations through sys.modules
     spec.loader.exec_module(module)
     return module
 
@@ -150,29 +152,35 @@ def test_a_failing_generation_becomes_a_chat_message(app, chat, monkeypatch):
     assert_streamed_answer(app, run(chat, {"text": "What happens?", "files": [SAMPLE_VIDEO]})[1:])
 
 
-def test_demo_weights_fallback_when_the_default_model_is_unreachable(app, monkeypatch, tmp_path):
-    monkeypatch.setenv("PROLONGVID_CACHE", str(tmp_path))
+def test_world_model_fallback_when_the_default_model_is_unreachable(app, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(app, "hub_reachable", lambda timeout=3.0: False)
     model, _, notice = app.load_app_model(None)
     assert "no Hub access" in notice and model.config.model_type == "prolongvid"
-    assert (tmp_path / "tiny-demo" / "config.json").is_file()
-    # Reachable Hub but the default repo fails to load (here: offline mode) -> demo weights, with the reason.
+    assert Path(model.name_or_path) == REPO / "modeling_prolongvid" / "world_model"  # the bundled files
+    # Reachable Hub but the default repo fails to load (here: offline mode) -> the world model, with the reason.
     monkeypatch.setattr(app, "hub_reachable", lambda timeout=3.0: True)
     assert "could not be loaded" in app.load_app_model(None)[2]
-    # A model the user asked for by name never silently turns into demo weights.
+    # A model the user asked for by name never silently turns into the world model.
     monkeypatch.setattr(app, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(SystemExit, match="unreachable"):
         app.load_app_model("someone/some-model")
 
 
-def test_build_demo_wires_the_chat_and_the_frame_settings_of_the_model(app, chat):
+def test_build_demo_wires_the_chat_the_frame_settings_and_the_world_examples(app, chat):
     demo = app.build_demo(chat, demo_notice="offline")
     sliders = [block for block in demo.blocks.values() if type(block).__name__ == "Slider"]
     frames = next(slider for slider in sliders if slider.label == "Frames")
     assert frames.maximum == chat.model.config.max_frames and frames.value == chat.model.config.num_frames
     notice = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "model-notice")
-    assert "Demo weights" in notice.value and "offline" in notice.value
+    assert "Demo model" in notice.value and "offline" in notice.value and "synthetic world" in notice.value
+    bundled = app.WorldExamples.read()
+    [dataset] = [block for block in demo.blocks.values() if type(block).__name__ == "Dataset"] or [None]
+    if bundled.examples:
+        shown = [sample[0]["text"] for sample in dataset.raw_samples]
+        assert shown == [example.question for example in bundled.examples]
+    else:
+        assert dataset is None
 
 
 def test_after_a_rejected_upload_text_only_questions_do_not_repeat_its_error(app, chat, tmp_path):

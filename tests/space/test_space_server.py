@@ -1,5 +1,5 @@
-"""`python space/app.py` as users run it (a subprocess on 127.0.0.1, offline, default model -> demo weights),
-driven through `gradio_client` and through a real browser (Playwright + Debian's headless Chromium).
+"""`python space/app.py` as users run it (a subprocess on 127.0.0.1, offline, default model -> the bundled world
+model), driven through `gradio_client` and through a real browser (Playwright + Debian's headless Chromium).
 
 One server is shared by the module. The browser test saves `artifacts/space_browser_*.png` (gitignored).
 """
@@ -21,7 +21,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 README_COMMAND = "python space/app.py"
-SAMPLE_VIDEO = REPO / "space" / "examples" / "sample.mp4"
+EXAMPLES_DIR = REPO / "space" / "examples"
+SAMPLE_VIDEO = EXAMPLES_DIR / "sample.mp4"
+EXAMPLES = json.loads((EXAMPLES_DIR / "examples.json").read_text())
+WORLD_MODEL = REPO / "modeling_prolongvid" / "world_model"
 ARTIFACTS = REPO / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -52,12 +55,23 @@ def http_get(url: str, timeout: float = 5.0) -> bytes:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """Run the README's demo command with PROLONGVID_MODEL unset and no Hub access; yields the base URL."""
+    yield from serve(tmp_path_factory.mktemp("space-server"))
+
+
+@pytest.fixture(scope="module")
+def random_weights_server(tmp_path_factory, tiny_checkpoint):
+    """The app serving the tiny random checkpoint: its answers stream many visible pieces, whatever the bundled
+    world model (which may answer in one token, or be the untrained placeholder) would say."""
+    yield from serve(tmp_path_factory.mktemp("space-server-random"), model=str(tiny_checkpoint))
+
+
+def serve(workdir: Path, model: str | None = None):
     port = free_port()
-    workdir = tmp_path_factory.mktemp("space-server")
     env = {key: value for key, value in os.environ.items() if key != "PROLONGVID_MODEL"}
+    if model:
+        env["PROLONGVID_MODEL"] = model
     env.update(
         HF_HUB_OFFLINE="1",  # CI may have internet: never start downloading the 7B model here
-        PROLONGVID_CACHE=str(workdir / "cache"),
         GRADIO_TEMP_DIR=str(workdir / "uploads"),
         GRADIO_SERVER_NAME="127.0.0.1",
         GRADIO_SERVER_PORT=str(port),
@@ -91,7 +105,7 @@ def server(tmp_path_factory):
         process.wait()
 
 
-def ask(url: str, question: str, files: list[Path] = (), frames: int = 8, max_new_tokens: int = 24) -> str:
+def ask(url: str, question: str, files: list[Path] = (), frames: int = 32, max_new_tokens: int = 24) -> str:
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
@@ -103,17 +117,50 @@ def ask(url: str, question: str, files: list[Path] = (), frames: int = 8, max_ne
 # ---------------------------------------------------------------- the README's command
 
 
-def test_readme_demo_command_serves_offline_with_labelled_demo_weights(server):
+def test_readme_demo_command_serves_offline_with_the_labelled_world_model(server):
     readme = (REPO / "README.md").read_text()
     assert README_COMMAND in readme, f"README.md must document `{README_COMMAND}`, the demo command this test runs"
     assert b"<html" in http_get(server["url"]).lower()
     config = json.loads(http_get(server["url"] + "config"))
     texts = json.dumps(config)
-    assert "Demo weights" in texts and "random" in texts  # the UI says the answers come from random weights
+    # The banner says what serves (trained only on the synthetic world), how well (its card) and how to load real
+    # weights.
+    stated = json.loads((WORLD_MODEL / "results.json").read_text())
+    for phrase in (
+        "Demo model",
+        "trained only on",
+        "synthetic world",
+        f"{stated['accuracy']:.1f}%",
+        "PROLONGVID_MODEL",
+    ):
+        assert phrase in texts, phrase
+    assert "prolongvid/ProLongVid-7B-hf" in texts and "convert_prolongvid_weights_to_hf.py" in texts
+    assert "random" not in texts and "gibberish" not in texts
+    for example in EXAMPLES["examples"]:  # the page offers the bundled examples
+        assert json.dumps(example["question"])[1:-1] in texts
     assert config["max_file_size"] == UPLOAD_LIMIT_MB * 1024 * 1024
 
 
 # ---------------------------------------------------------------- gradio_client
+
+
+@pytest.mark.parametrize(
+    "example",
+    EXAMPLES["examples"]
+    or [pytest.param(None, marks=pytest.mark.skip(reason="examples.json has no example: the model answered none"))],
+    ids=lambda example: example and f"{example['video']}-{example['family']}",
+)
+def test_the_space_answers_its_example_questions_correctly(server, example):
+    """Asked as a user would (the video uploaded, the example's settings), the served model gives the ground-truth
+    answer that `make_examples.py` recorded."""
+    answer = ask(
+        server["url"],
+        example["question"],
+        [EXAMPLES_DIR / example["video"]],
+        frames=EXAMPLES["frames"],
+        max_new_tokens=EXAMPLES["max_new_tokens"],
+    )
+    assert answer.strip() == example["answer"], (example["question"], answer)
 
 
 def test_client_uploads_a_generated_video_and_gets_an_answer(server, make_video):
@@ -203,7 +250,7 @@ def upload_and_ask(page, path: Path, question: str) -> None:
 
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent: run .ci/install_browser.sh")
-def test_browser_upload_ask_stream_frame_strip_and_bad_file(server, tmp_path):
+def test_browser_upload_ask_stream_frame_strip_and_bad_file(random_weights_server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -211,9 +258,9 @@ def test_browser_upload_ask_stream_frame_strip_and_bad_file(server, tmp_path):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(server["url"])
+            page.goto(random_weights_server["url"])
             page.locator("#chat-input textarea").wait_for(timeout=60_000)
-            expect(page.locator("#model-notice")).to_contain_text("Demo weights")
+            expect(page.locator("#model-notice")).to_contain_text("Model: ")
             max_tokens = page.get_by_label("number input for Max new tokens")
             max_tokens.fill("2048")
             max_tokens.press("Enter")
