@@ -72,7 +72,9 @@ def dataset_texts(dataset_dir: str | Path) -> list[str]:
             for message in messages:
                 texts.extend(part["text"] for part in message["content"] if part.get("text"))
     if not texts:
-        raise ValueError(f"{dataset_dir} has no training rows (<config>/*.parquet with messages); run `dataset_builder build` first.")
+        raise ValueError(
+            f"{dataset_dir} has no training rows (<config>/*.parquet with messages); run `dataset_builder build` first."
+        )
     return texts
 
 

@@ -104,7 +104,9 @@ def test_card_states_the_evaluated_figures(tmp_path):
         (folder / f"results-world-{frames}f-uniform-k.json").write_text(json.dumps(result))
     (tmp_path / "benchmark").mkdir()
     videos = ["world-short-1000000", "world-short-1000001", "world-long-1000000"]
-    (tmp_path / "benchmark" / "timelines.jsonl").write_text("".join(json.dumps({"video_id": v}) + "\n" for v in videos))
+    (tmp_path / "benchmark" / "timelines.jsonl").write_text(
+        "".join(json.dumps({"video_id": v}) + "\n" for v in videos)
+    )
     (tmp_path / "stage3").mkdir()
     (tmp_path / "stage3" / "model.safetensors").write_bytes(b"weights")
     (tmp_path / "stage3" / "trainer_state.json").write_text(json.dumps({"log_history": [{"step": 10, "loss": 2.0}]}))
