@@ -207,6 +207,14 @@ def write_card(run_dir: str | Path, minutes: float | None = None) -> Path:
         else ""
     )
     long_after = {stage: _accuracy(_at_192(results[stage]), "by_duration", "long") for stage in results}
+    mixed_line = ""
+    if "mixed" in results:
+        mixed = _at_192(results["mixed"])
+        mixed_line = (
+            f"Progressive (stages 1 -> 2 -> 3) vs the mixed single-stage baseline on the same rows at the same frames "
+            f"(`--mixed`, one seed): {final['accuracy']:.1f}% vs {mixed['accuracy']:.1f}% overall, "
+            f"{_cell(long_after.get('stage3'))}% vs {_cell(_accuracy(mixed, 'by_duration', 'long'))}% on long videos.\n\n"
+        )
     took = f" The whole chain took {minutes:.0f} minutes." if minutes else ""
     card = f"""---
 library_name: transformers
@@ -235,7 +243,7 @@ Accuracy in %. Rows are the checkpoint after each stage at 192 frames, and after
 its training length). Long videos after stage 1 vs stage 3:
 {_cell(long_after.get("stage1"))}% vs {_cell(long_after.get("stage3"))}%.
 
-The model answers with the chosen option's text; the harness maps a reply that repeats exactly one option to its
+{mixed_line}The model answers with the chosen option's text; the harness maps a reply that repeats exactly one option to its
 letter.
 
 ![learning curve](learning_curve.png)

@@ -119,8 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=2, help="training processes (default: %(default)s)")
     parser.add_argument("--max-steps", type=int, default=None, help="cap every stage's optimizer steps (smoke runs)")
     parser.add_argument("--seed", type=int, default=0, help="training seed of every stage (default: %(default)s)")
-    parser.add_argument("--force", action="append", default=[], choices=STEPS, help="redo STEP (repeatable)")
-    parser.add_argument("--until", choices=STEPS, default="card", help="stop after this step (default: %(default)s)")
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="also train the mixed single-stage baseline (recipes/world/mixed.yaml: the same rows at the same frames "
+        "in one run, from the image stage) and evaluate it at 192 frames; the card compares it",
+    )
+    parser.add_argument(
+        "--force", action="append", default=[], choices=[*STEPS, "mixed"], help="redo STEP (repeatable)"
+    )
+    parser.add_argument(
+        "--until", choices=[*STEPS, "mixed"], default="card", help="stop after this step (default: %(default)s)"
+    )
     return parser
 
 
@@ -148,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "stage2": out / "stage2" / "prolongvid_stage.json",
         "stage3": out / "stage3" / "prolongvid_stage.json",
         "evaluate": out / "eval" / "evaluate.done",
+        "mixed": out / "mixed" / "prolongvid_stage.json",
         "card": out / "model" / "README.md",
     }
 
@@ -155,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         return step in args.force or not done_markers[step].exists()
 
     started = time.time()
-    for step in STEPS:
+    steps = [*STEPS[:-1], "mixed", STEPS[-1]] if args.mixed else STEPS
+    for step in steps:
         if not pending(step):
             print(f"[{step}] already done ({done_markers[step]})")
         elif step == "videos":
@@ -197,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
                      *(str(f) for f in frames), "--dtype", "float32", "--device", "cpu", "--num-workers", "0"],
                     logs / "evaluate.log", env)  # fmt: skip
             done_markers["evaluate"].write_text("ok\n")
+        elif step == "mixed":
+            run(train_command(args, "mixed", RECIPES / "mixed.yaml", out / "frames_stage", out / "dataset", out / step),
+                logs / f"{step}.log", env)  # fmt: skip
+            run([python, "-m", "evaluation", "run", "--model", str(out / "mixed"), "--benchmark", "world", "--data",
+                 str(out / "benchmark"), "--out", str(out / "eval" / "mixed"), "--frames", "192", "--dtype",
+                 "float32", "--device", "cpu", "--num-workers", "0"], logs / "evaluate.log", env)  # fmt: skip
         elif step == "card":
             from recipes.world.card import write_card
 
