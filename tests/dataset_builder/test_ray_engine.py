@@ -5,6 +5,7 @@ limit; a killed API worker is restarted and its videos finished without paying t
 Retry-After pauses every worker.
 """
 
+import builtins
 import os
 import signal
 import subprocess
@@ -33,10 +34,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
-    """Two worker CPUs; the workers import this checkout (and the tests' colour frame models)."""
+    """Two worker CPUs; the workers import this checkout (and the tests' colour frame models). Ray leaves its own
+    `builtins.print` behind after `ray.shutdown()`; the original is put back so later tests see the real one."""
+    original_print = builtins.print
     ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     yield
     ray.shutdown()
+    builtins.print = original_print
 
 
 @pytest.fixture(autouse=True)
