@@ -97,6 +97,13 @@ def train_command(args, recipe: str, config: Path, start: Path, dataset: Path, o
     return command + (["--max_steps", str(args.max_steps)] if args.max_steps else [])
 
 
+def evaluate_command(out: Path, checkpoint: str, frames: tuple[int, ...]) -> list[str]:
+    """`python -m evaluation run` of `out/<checkpoint>` on the world's benchmark at `frames`, into `out/eval/`."""
+    return [sys.executable, "-m", "evaluation", "run", "--model", str(out / checkpoint), "--benchmark", "world",
+            "--data", str(out / "benchmark"), "--out", str(out / "eval" / checkpoint), "--frames",
+            *(str(f) for f in frames), "--dtype", "float32", "--device", "cpu", "--num-workers", "0"]  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recipes.world.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/world", help="run directory (default: %(default)s)")
@@ -204,17 +211,12 @@ def main(argv: list[str] | None = None) -> int:
                 logs / f"{step}.log", env)  # fmt: skip
         elif step == "evaluate":
             for checkpoint, frames in EVALUATIONS:
-                run([python, "-m", "evaluation", "run", "--model", str(out / checkpoint), "--benchmark", "world",
-                     "--data", str(out / "benchmark"), "--out", str(out / "eval" / checkpoint), "--frames",
-                     *(str(f) for f in frames), "--dtype", "float32", "--device", "cpu", "--num-workers", "0"],
-                    logs / "evaluate.log", env)  # fmt: skip
+                run(evaluate_command(out, checkpoint, frames), logs / "evaluate.log", env)
             done_markers["evaluate"].write_text("ok\n")
         elif step == "mixed":
             run(train_command(args, "mixed", RECIPES / "mixed.yaml", out / "frames_stage", out / "dataset", out / step),
                 logs / f"{step}.log", env)  # fmt: skip
-            run([python, "-m", "evaluation", "run", "--model", str(out / "mixed"), "--benchmark", "world", "--data",
-                 str(out / "benchmark"), "--out", str(out / "eval" / "mixed"), "--frames", "192", "--dtype",
-                 "float32", "--device", "cpu", "--num-workers", "0"], logs / "evaluate.log", env)  # fmt: skip
+            run(evaluate_command(out, "mixed", (192,)), logs / "evaluate.log", env)
         elif step == "card":
             from recipes.world.card import write_card
 
