@@ -80,6 +80,13 @@ class StageArguments:
             "`<dataset_name>/frame_cache` when it exists; `none` always decodes."
         },
     )
+    clip_cache: int = field(
+        default=0,
+        metadata={
+            "help": "Decoded clips kept in memory per process (least recently used out): rows sharing a video, and "
+            "epochs after the first, decode it once. 0: decode every time."
+        },
+    )
     label_mask: str = field(
         default="upstream",
         metadata={
@@ -181,6 +188,8 @@ class StageArguments:
         ):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name}={getattr(self, name)!r}; use one of {choices}.")
+        if self.clip_cache < 0:
+            raise ValueError(f"clip_cache must be >= 0 clips, got {self.clip_cache}.")
         if self.global_batch_size is not None and self.global_batch_size < 1:
             raise ValueError(f"global_batch_size must be >= 1, got {self.global_batch_size}.")
         self.learning_rate_overrides()  # validate early

@@ -36,6 +36,7 @@ tensor([False])
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,9 @@ class VideoSFTCollator:
         subset_num_frames: frames per video by the row's `subset` (`load_training_rows` adds it), e.g.
             `{"stage1": 32, "stage2": 128, "stage3": 192}` for the mixed baseline; other rows use `num_frames`.
         media_errors: `skip` (log, count, train on the rest) or `raise` for a row whose media cannot be read.
+        clip_cache: keep this many decoded clips in memory (least recently used out), keyed by video, frame count
+            and size. Uniform sampling reads the same frames of a video every time, so rows that share a video (and
+            every epoch after the first) decode it once; 0 decodes every time. A 192-frame clip at 32 px is 0.6 MB.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class VideoSFTCollator:
         label_mask: str = "upstream",
         subset_num_frames: dict[str, int] | None = None,
         media_errors: str = "skip",
+        clip_cache: int = 0,
     ):
         if label_mask not in LABEL_MASKS:
             raise ValueError(f"label_mask={label_mask!r}; use one of {LABEL_MASKS}.")
@@ -99,6 +104,10 @@ class VideoSFTCollator:
         self.label_mask = label_mask
         self.subset_num_frames = dict(subset_num_frames or {})
         self.media_errors = media_errors
+        if clip_cache < 0:
+            raise ValueError(f"clip_cache must be >= 0 clips, got {clip_cache}.")
+        self.clip_cache_size = clip_cache
+        self._clips: OrderedDict[tuple, np.ndarray] = OrderedDict()
         tokenizer = processor.tokenizer
         self.turn_start_id, self.turn_end_id = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
         newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
@@ -135,13 +144,19 @@ class VideoSFTCollator:
             raise ValueError(f"Row {row.get('video_id', '?')} has a video item but no `video` path.")
         if blank:
             return np.zeros((num_frames, self.frame_size, self.frame_size, 3), dtype=np.uint8)
+        path = self.resolve(row["video"])
+        key = (path, row.get("video_id"), num_frames, self.frame_size)
+        if key in self._clips:  # a copy: the processor may write into the frames it is given
+            self._clips.move_to_end(key)
+            return self._clips[key].copy()
         frames, _ = load_frames(
-            self.resolve(row["video"]),
-            video_id=row.get("video_id"),
-            num_frames=num_frames,
-            cache=self.frame_cache,
-            size=self.frame_size,
+            path, video_id=row.get("video_id"), num_frames=num_frames, cache=self.frame_cache, size=self.frame_size
         )
+        if self.clip_cache_size:
+            self._clips[key] = frames.copy()
+            self._clips[key].flags.writeable = False
+            if len(self._clips) > self.clip_cache_size:
+                self._clips.popitem(last=False)
         return frames
 
     def _image(self, row: dict, blank: bool) -> np.ndarray:

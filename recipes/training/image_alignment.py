@@ -46,6 +46,7 @@ def train(script_args, training_args, model_args) -> None:
         max_length=training_args.max_length,
         label_mask=script_args.label_mask,
         media_errors=script_args.media_errors,
+        clip_cache=script_args.clip_cache,
     )
     rows = load_stage_rows(script_args, training_args, collator)
 

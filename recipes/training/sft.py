@@ -59,6 +59,7 @@ def train(script_args, training_args, model_args) -> None:
         label_mask=script_args.label_mask,
         subset_num_frames=frames_by_subset,
         media_errors=script_args.media_errors,
+        clip_cache=script_args.clip_cache,
     )
     rows = load_stage_rows(script_args, training_args, collator)
 

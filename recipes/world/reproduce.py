@@ -86,32 +86,50 @@ def captioner_server(log: Path):
             process.wait(timeout=30)
 
 
-def train_command(args, recipe: str, config: Path, start: Path, dataset: Path, output: Path) -> list[str]:
-    """`accelerate launch` of `recipes/<recipe>.py --config <config>` from `start` on `dataset` into `output`."""
+def train_command(
+    args, recipe: str, config: Path, start: Path, dataset: Path, output: Path, seed: int | None = None
+) -> list[str]:
+    """`accelerate launch` of `recipes/<recipe>.py --config <config>` from `start` on `dataset` into `output`, with
+    training seed `seed` (default: `--seed`)."""
     launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(args.processes), "--mixed_precision", "no",
               "--dynamo_backend", "no", "--main_process_port", str(_free_port())]  # fmt: skip
     if args.processes == 1:
         launch = ["accelerate", "launch", "--num_processes", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     command = [*launch, f"recipes/{recipe}.py", "--config", str(config), "--model_name_or_path", str(start),
-               "--dataset_name", str(dataset), "--output_dir", str(output), "--seed", str(args.seed)]  # fmt: skip
+               "--dataset_name", str(dataset), "--output_dir", str(output), "--seed", str(args.seed if seed is None else seed)]  # fmt: skip
     return command + (["--max_steps", str(args.max_steps)] if args.max_steps else [])
 
 
 def evaluate_command(out: Path, checkpoint: str, frames: tuple[int, ...]) -> list[str]:
-    """`python -m evaluation run` of `out/<checkpoint>` on the world's benchmark at `frames`, into `out/eval/`."""
+    """`python -m evaluation run` of `out/<checkpoint>` (e.g. `stage3`, `seed-1/mixed`) on the world's benchmark at
+    `frames`, into `out/eval/<checkpoint>`."""
     return [sys.executable, "-m", "evaluation", "run", "--model", str(out / checkpoint), "--benchmark", "world",
             "--data", str(out / "benchmark"), "--out", str(out / "eval" / checkpoint), "--frames",
             *(str(f) for f in frames), "--dtype", "float32", "--device", "cpu", "--num-workers", "0"]  # fmt: skip
+
+
+def train_seed(args, out: Path, seed: int, logs: Path, env: dict) -> None:
+    """Stages 1-3 and the mixed baseline again with training seed `seed`, from the image stage, into
+    `out/seed-<seed>/`; stage 3 and the mixed baseline evaluated at 192 frames. Finished parts are kept."""
+    folder = f"seed-{seed}"
+    for name, recipe, start in (("stage1", "stage1", "frames_stage"), ("stage2", "stage2", f"{folder}/stage1"),
+                                ("stage3", "stage3", f"{folder}/stage2"), ("mixed", "mixed", "frames_stage")):  # fmt: skip
+        output = out / folder / name
+        if not (output / "prolongvid_stage.json").exists():
+            run(train_command(args, recipe, RECIPES / f"{recipe}.yaml", out / start, out / "dataset", output, seed),
+                logs / f"{folder}-{name}.log", env)  # fmt: skip
+    for name in ("stage3", "mixed"):
+        run(evaluate_command(out, f"{folder}/{name}", (192,)), logs / "evaluate.log", env)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recipes.world.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/world", help="run directory (default: %(default)s)")
     parser.add_argument(
-        "--short", type=int, default=100, help="training videos of 10 s - 2 min (default: %(default)s)"
+        "--short", type=int, default=600, help="training videos of 10 s - 2 min (default: %(default)s)"
     )
-    parser.add_argument("--medium", type=int, default=40, help="training videos of 2 - 5 min (default: %(default)s)")
-    parser.add_argument("--long", type=int, default=40, help="training videos of 5 - 20 min (default: %(default)s)")
+    parser.add_argument("--medium", type=int, default=120, help="training videos of 2 - 5 min (default: %(default)s)")
+    parser.add_argument("--long", type=int, default=60, help="training videos of 5 - 20 min (default: %(default)s)")
     parser.add_argument(
         "--benchmark-videos",
         type=int,
@@ -123,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--questions-per-type", type=int, default=3, help="QA pairs per task type and request (default: %(default)s)"
     )
+    parser.add_argument(
+        "--frames-per-video", type=int, default=4, help="frames per video in the image stage (default: %(default)s)"
+    )
     parser.add_argument("--processes", type=int, default=2, help="training processes (default: %(default)s)")
     parser.add_argument("--max-steps", type=int, default=None, help="cap every stage's optimizer steps (smoke runs)")
     parser.add_argument("--seed", type=int, default=0, help="training seed of every stage (default: %(default)s)")
@@ -133,10 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
         "in one run, from the image stage) and evaluate it at 192 frames; the card compares it",
     )
     parser.add_argument(
-        "--force", action="append", default=[], choices=[*STEPS, "mixed"], help="redo STEP (repeatable)"
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="SEED",
+        help="more training seeds for the progressive-vs-mixed comparison (paper Table 4): for each, stages 1-3 and "
+        "the mixed baseline train again from the image stage into OUT/seed-SEED/ and are evaluated at 192 frames; "
+        "implies --mixed; the card states mean and spread over --seed and these",
     )
     parser.add_argument(
-        "--until", choices=[*STEPS, "mixed"], default="card", help="stop after this step (default: %(default)s)"
+        "--force", action="append", default=[], choices=[*STEPS, "mixed", "seeds"], help="redo STEP (repeatable)"
+    )
+    parser.add_argument(
+        "--until",
+        choices=[*STEPS, "mixed", "seeds"],
+        default="card",
+        help="stop after this step (default: %(default)s)",
     )
     return parser
 
@@ -145,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out).resolve()
     logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     python = sys.executable
     env = {
         **os.environ,
@@ -172,8 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     def pending(step: str) -> bool:
         return step in args.force or not done_markers[step].exists()
 
+    if args.seed in args.seeds:
+        raise SystemExit(f"--seeds repeats the chain's own --seed {args.seed}; give the other seeds only.")
+    done_markers["seeds"] = out / "eval" / f"seeds-{'-'.join(str(seed) for seed in args.seeds)}.done"
     started = time.time()
-    steps = [*STEPS[:-1], "mixed", STEPS[-1]] if args.mixed else STEPS
+    extra = [*(["mixed"] if args.mixed or args.seeds else []), *(["seeds"] if args.seeds else [])]
+    steps = [*STEPS[:-1], *extra, STEPS[-1]]
     for step in steps:
         if not pending(step):
             print(f"[{step}] already done ({done_markers[step]})")
@@ -201,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                  str(out / "dataset"), "--out", str(out / "init")], logs / "init.log", env)  # fmt: skip
         elif step == "frames":
             run([python, "-m", "recipes.world.frames", "--dataset", str(out / "dataset"), "--out",
-                 str(out / "frames")], logs / "frames.log", env)  # fmt: skip
+                 str(out / "frames"), "--per-video", str(args.frames_per_video)], logs / "frames.log", env)  # fmt: skip
         elif step == "frames_stage":
             run(train_command(args, "image_sft", RECIPES / "frames.yaml", out / "init", out / "frames", out / step),
                 logs / f"{step}.log", env)  # fmt: skip
@@ -217,10 +256,14 @@ def main(argv: list[str] | None = None) -> int:
             run(train_command(args, "mixed", RECIPES / "mixed.yaml", out / "frames_stage", out / "dataset", out / step),
                 logs / f"{step}.log", env)  # fmt: skip
             run(evaluate_command(out, "mixed", (192,)), logs / "evaluate.log", env)
+        elif step == "seeds":
+            for seed in args.seeds:
+                train_seed(args, out, seed, logs, env)
+            done_markers["seeds"].write_text("ok\n")
         elif step == "card":
             from recipes.world.card import write_card
 
-            print(write_card(out, minutes=(time.time() - started) / 60))
+            print(write_card(out, minutes=(time.time() - started) / 60, seed=args.seed))
         if step == args.until:
             break
     print(f"world chain finished in {(time.time() - started) / 60:.1f} min: {out}")

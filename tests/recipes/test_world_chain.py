@@ -118,3 +118,49 @@ def test_card_states_the_evaluated_figures(tmp_path):
     assert stated["benchmark_videos"] == {"short": 2, "medium": 0, "long": 1}
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == b"weights"
     assert (tmp_path / "model" / "learning_curve.png").stat().st_size > 1000
+
+
+def test_card_compares_progressive_and_mixed_over_seeds(tmp_path):
+    # seed 0 is the chain's own run (eval/stage3, eval/mixed); seeds 1 and 2 come from `reproduce --seeds 1 2`
+    scores = {0: ((60.0, 40.0), (50.0, 30.0)), 1: ((70.0, 50.0), (52.0, 34.0)), 2: ((65.0, 45.0), (48.0, 26.0))}
+    for seed, ((progressive, progressive_long), (mixed, mixed_long)) in scores.items():
+        base = tmp_path / "eval" / (f"seed-{seed}" if seed else "")
+        for name, result in (("stage3", _result(progressive, progressive_long, 0.0)),
+                             ("mixed", _result(mixed, mixed_long, 0.0))):  # fmt: skip
+            (base / name).mkdir(parents=True, exist_ok=True)
+            (base / name / "results-world-192f-uniform-k.json").write_text(json.dumps(result))
+    (tmp_path / "benchmark").mkdir()
+    (tmp_path / "benchmark" / "timelines.jsonl").write_text(json.dumps({"video_id": "world-long-1000000"}) + "\n")
+    (tmp_path / "stage3").mkdir()
+
+    text = write_card(tmp_path).read_text()
+    comparison = json.loads((tmp_path / "model" / "results.json").read_text())["comparison"]
+    assert comparison["seeds"] == [0, 1, 2]
+    assert comparison["progressive"]["overall"] == [60.0, 70.0, 65.0]
+    assert comparison["mixed"]["long"] == [30.0, 34.0, 26.0]
+    # mean and sample standard deviation, by hand: progressive 65 +- 5, mixed 50 +- 2; long 45 +- 5 and 30 +- 4
+    assert comparison["progressive"]["overall_mean"] == 65.0 and comparison["progressive"]["overall_std"] == 5.0
+    assert comparison["mixed"]["overall_mean"] == 50.0 and comparison["mixed"]["overall_std"] == 2.0
+    assert comparison["mixed"]["long_mean"] == 30.0 and comparison["mixed"]["long_std"] == 4.0
+    assert "3 seed(s): 0, 1, 2" in text
+    assert "| progressive | 65.0 ± 5.0 | 45.0 ± 5.0 | 60.0, 70.0, 65.0 |" in text
+    assert "| mixed | 50.0 ± 2.0 | 30.0 ± 4.0 | 50.0, 52.0, 48.0 |" in text
+
+
+def test_card_without_a_mixed_baseline_has_no_comparison(tmp_path):
+    folder = tmp_path / "eval" / "stage3"
+    folder.mkdir(parents=True)
+    (folder / "results-world-192f-uniform-k.json").write_text(json.dumps(_result(60.0, 40.0, 0.0)))
+    (tmp_path / "benchmark").mkdir()
+    (tmp_path / "benchmark" / "timelines.jsonl").write_text(json.dumps({"video_id": "world-long-1000000"}) + "\n")
+    (tmp_path / "stage3").mkdir()
+    text = write_card(tmp_path).read_text()
+    assert json.loads((tmp_path / "model" / "results.json").read_text())["comparison"] is None
+    assert "Table 4" not in text
+
+
+def test_reproduce_refuses_the_chains_own_seed_among_seeds(tmp_path):
+    from recipes.world.reproduce import main
+
+    with pytest.raises(SystemExit, match="repeats the chain's own --seed 0"):
+        main(["--out", str(tmp_path), "--seeds", "0", "1"])
