@@ -213,8 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     extra = [*(["mixed"] if args.mixed or args.seeds else []), *(["seeds"] if args.seeds else [])]
     steps = [*STEPS[:-1], *extra, STEPS[-1]]
+    resumed = False  # the card states the chain's time only when this invocation ran every step
     for step in steps:
         if not pending(step):
+            resumed = True
             print(f"[{step}] already done ({done_markers[step]})")
         elif step == "videos":
             run([python, "-m", "dataset_builder.world", "videos", "--out", str(out / "videos"),
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         elif step == "card":
             from recipes.world.card import write_card
 
-            print(write_card(out, minutes=(time.time() - started) / 60, seed=args.seed))
+            print(write_card(out, minutes=None if resumed else (time.time() - started) / 60, seed=args.seed))
         if step == args.until:
             break
     print(f"world chain finished in {(time.time() - started) / 60:.1f} min: {out}")
