@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strict", action="store_true", help="Fail on a missing or unreadable video (else skip it).")
     run.add_argument("--num-workers", type=int, default=2, help="Decoding processes (0: decode in the main one).")
     run.add_argument("--max-new-tokens", type=int, help="Override the benchmark's generation length (smoke runs).")
+    run.add_argument(
+        "--scoring",
+        choices=("generate", "likelihood"),
+        default="generate",
+        help="generate: greedy reply, letter read out of it (upstream's protocol, default); likelihood: the option "
+        "whose text the model finds most likely as its reply (evaluation.scoring)",
+    )
     run.add_argument("--device", help="cuda, cuda:1 or cpu (default: the process's accelerator, else cpu).")
     run.add_argument(
         "--subtitle-frames",
@@ -85,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             subtitle_frames=args.subtitle_frames or VIDEOMME_SUBTITLE_FRAMES,
             max_new_tokens=args.max_new_tokens,
+            scoring=args.scoring,
         )
         try:
             for path in run_evaluation(config):

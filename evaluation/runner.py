@@ -30,6 +30,7 @@ from .answers import extract_choice
 from .benchmarks import VIDEOMME_SUBTITLE_FRAMES, Benchmark, Question, get_benchmark
 from .generation import DTYPES, generate_reply, load_model_and_processor, model_revision, prepare_inputs, read_frames
 from .metrics import summarize
+from .scoring import option_logprobs
 from .store import Prediction, PredictionStore, RunSettings
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class EvaluationConfig:
     ``num_workers`` decoding processes (0: decode in the main process, as lmms-eval does). ``limit`` answers only
     the first N questions (a smoke run). ``strict`` makes a missing or unreadable video fatal instead of skipped.
     ``max_new_tokens`` overrides the benchmark's generation length (part of the settings, so never mixed).
+    ``scoring="likelihood"`` chooses the option the model finds most likely as its reply instead of generating one
+    (:mod:`evaluation.scoring`); its result files are named ``...-likelihood-<key>.json``.
     """
 
     model: str
@@ -63,6 +66,10 @@ class EvaluationConfig:
     device: str | None = None
     subtitle_frames: int = VIDEOMME_SUBTITLE_FRAMES
     max_new_tokens: int | None = None
+    scoring: str = "generate"
+
+
+SCORINGS = ("generate", "likelihood")
 
 
 def kit_version() -> str:
@@ -74,7 +81,8 @@ def kit_version() -> str:
 
 def result_path(out: str | os.PathLike, settings: RunSettings) -> Path:
     sampling = settings.sampling.replace("=", "")
-    return Path(out) / f"results-{settings.benchmark}-{settings.frames}f-{sampling}-{settings.key}.json"
+    scoring = "" if settings.scoring == "generate" else f"-{settings.scoring}"
+    return Path(out) / f"results-{settings.benchmark}-{settings.frames}f-{sampling}{scoring}-{settings.key}.json"
 
 
 class _Distributed:
@@ -165,6 +173,8 @@ def run_evaluation(config: EvaluationConfig) -> list[Path]:
     benchmark = get_benchmark(config.benchmark)
     if config.fps is not None and config.fps <= 0:
         raise ValueError(f"--fps must be positive, got {config.fps}")
+    if config.scoring not in SCORINGS:
+        raise ValueError(f"scoring={config.scoring!r}; use one of {SCORINGS}.")
     if not config.frames or min(config.frames) < 1:
         raise ValueError(f"--frames must be positive frame counts, got {config.frames}")
     questions = benchmark.read(config.data)
@@ -198,6 +208,7 @@ def run_evaluation(config: EvaluationConfig) -> list[Path]:
             frame_source="decode" if config.frame_cache is None else "frame-cache",
             max_new_tokens=config.max_new_tokens or benchmark.max_new_tokens,
             subtitle_frames=config.subtitle_frames if benchmark.uses_subtitles else None,
+            scoring=config.scoring,
         )
         started = time.perf_counter()
         done = store.load(settings.key)
@@ -258,8 +269,13 @@ def _answer(questions, benchmark, model, processor, config, frames, settings, st
             store.append(Prediction(**common, reply=None, choice=None, correct=False, error=item["error"]))
             continue
         start = time.perf_counter()
-        reply = generate_reply(model, processor, item["inputs"], settings.max_new_tokens)
-        choice = extract_choice(reply, question.letters, question.option_texts)
+        if settings.scoring == "likelihood":
+            scores = option_logprobs(model, processor, item["inputs"], list(question.option_texts))
+            best = max(range(len(scores)), key=scores.__getitem__)
+            reply, choice = question.option_texts[best], question.letters[best]
+        else:
+            reply = generate_reply(model, processor, item["inputs"], settings.max_new_tokens)
+            choice = extract_choice(reply, question.letters, question.option_texts)
         store.append(
             Prediction(
                 **common,
@@ -296,9 +312,17 @@ def _write_result(config, benchmark, settings, questions, missing, store, starte
             "sampling_rule": sampling_rule,
             "preprocessing": "the checkpoint's processor (resize to the vision tower's size, mean = std = 0.5)",
             "prompt": "qwen_1_5 ChatML, default system prompt, video first in the user turn, no time instruction",
-            "decoding": f"greedy (do_sample=False, num_beams=1), max_new_tokens={settings.max_new_tokens}",
+            "decoding": (
+                f"greedy (do_sample=False, num_beams=1), max_new_tokens={settings.max_new_tokens}"
+                if settings.scoring == "generate"
+                else "none: every option's text + <|im_end|> scored as the reply (summed log-probability)"
+            ),
             "prompt_strings": "lmms-eval 0.2.1 task definitions as copied in ruiwang2021/ProLongVid",
-            "answer_extraction": "evaluation.answers.extract_choice; a parse failure counts as wrong",
+            "answer_extraction": (
+                "evaluation.answers.extract_choice; a parse failure counts as wrong"
+                if settings.scoring == "generate"
+                else "evaluation.scoring: the option of the highest log-likelihood (never a parse failure)"
+            ),
         },
         "wall_seconds": round(time.perf_counter() - started, 2),
         "generation_seconds": round(sum(p.seconds for p in predictions), 2),

@@ -31,7 +31,8 @@ PROTOCOL_VERSION = "upstream-lmms-eval-0.2.1/v1"
 @dataclass(frozen=True)
 class RunSettings:
     """Everything that changes a model's answers. ``sampling`` is ``"uniform"`` or ``"fps=<F>"``; ``frame_source``
-    is ``"decode"`` or ``"frame-cache"``; ``subtitle_frames`` is set for videomme_w_subtitle only."""
+    is ``"decode"`` or ``"frame-cache"``; ``subtitle_frames`` is set for videomme_w_subtitle only; ``scoring`` is
+    ``"generate"`` (a greedy reply) or ``"likelihood"`` (:mod:`evaluation.scoring`)."""
 
     benchmark: str
     model: str
@@ -43,10 +44,14 @@ class RunSettings:
     max_new_tokens: int
     subtitle_frames: int | None = None
     protocol: str = PROTOCOL_VERSION
+    scoring: str = "generate"
 
     @property
     def key(self) -> str:
-        encoded = json.dumps(asdict(self), sort_keys=True).encode()
+        settings = asdict(self)
+        if settings["scoring"] == "generate":  # the keys of runs from before likelihood scoring existed stay valid
+            del settings["scoring"]
+        encoded = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(encoded).hexdigest()[:16]
 
 

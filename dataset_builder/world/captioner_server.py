@@ -70,13 +70,6 @@ FAMILIES = {
 _BLOCK = re.compile(r"\[(\d+(?:\.\d+)?)s - (\d+(?:\.\d+)?)s\] (.*?)(?=\n\n\[|\Z)", re.DOTALL)
 
 
-def _mc_answer(question: questions.MultipleChoice) -> str:
-    # questions.mc_answer (the answer as the training data states it) is being added in parallel; until it lands,
-    # the option's text is the answer.
-    render = questions.mc_answer if hasattr(questions, "mc_answer") else None
-    return render(question) if render else question.answer_text
-
-
 @cache
 def _prompt_patterns() -> dict[str, re.Pattern]:
     """``{prompt name: regex of its rendered user text}``: literal text escaped, numeric fields as numbers."""
@@ -148,7 +141,7 @@ def _merged(text: str) -> Timeline:
 def _pool(timeline: Timeline, task_type: str, seed: int) -> list[tuple[str, str]]:
     """Every ``(question, answer)`` of ``task_type`` the timeline supports, MC questions shuffled by ``seed``."""
     pairs = [
-        (questions.prompt(q.question, q.options), _mc_answer(q))
+        (questions.prompt(q.question, q.options), questions.mc_answer(q))
         for q in questions.multiple_choice(timeline, seed=seed)
         if q.family in FAMILIES[task_type]
     ]

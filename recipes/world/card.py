@@ -36,11 +36,18 @@ def read_results(run_dir: Path) -> dict[str, dict[int, dict]]:
     return results
 
 
-def read_evaluations(eval_dir: Path) -> dict[str, dict[int, dict]]:
-    """``{checkpoint: {frames: summary}}`` of every ``<checkpoint>/results-world-<F>f-*.json`` under ``eval_dir``."""
+def _scoring(result: dict) -> str:
+    return result.get("protocol", {}).get("scoring", "generate")
+
+
+def read_evaluations(eval_dir: Path, scoring: str = "generate") -> dict[str, dict[int, dict]]:
+    """``{checkpoint: {frames: summary}}`` of every ``<checkpoint>/results-world-<F>f-*.json`` under ``eval_dir``
+    scored by ``scoring`` (``generate``: the harness's default; ``likelihood``: ``--scoring likelihood``)."""
     results: dict[str, dict[int, dict]] = {}
     for file in sorted(eval_dir.glob("*/results-world-*.json")):
         summary = json.loads(file.read_text())
+        if _scoring(summary) != scoring:
+            continue
         frames = int(file.name.split("-")[2].rstrip("f"))
         results.setdefault(file.parent.name, {})[frames] = summary["metrics"]
     return results
@@ -100,18 +107,19 @@ def benchmark_videos(run_dir: Path) -> dict[str, int]:
     return counts
 
 
-def subset_result(run_dir: Path, frames: int = 192) -> dict | None:
-    """Stage 3's score at ``frames`` over the questions of the first :data:`SUBSET_VIDEOS` benchmark videos per band,
-    from its predictions (scored as the harness scores a run)."""
+def subset_result(run_dir: Path, frames: int = 192, scoring: str = "generate") -> dict | None:
+    """Stage 3's score at ``frames`` by ``scoring`` over the questions of the first :data:`SUBSET_VIDEOS` benchmark
+    videos per band, from its predictions (scored as the harness scores a run)."""
     from dataset_builder.world.benchmark import BENCHMARK_SEED_OFFSET
     from evaluation.metrics import summarize
     from evaluation.store import PredictionStore
 
     eval_dir = run_dir / "eval" / "stage3"
-    [result_file] = eval_dir.glob(f"results-world-{frames}f-*.json")
+    found = [json.loads(file.read_text()) for file in eval_dir.glob(f"results-world-{frames}f-*.json")]
+    [result] = [summary for summary in found if _scoring(summary) == scoring]
     if not any(eval_dir.glob("predictions-*.jsonl")):
         return None
-    predictions = PredictionStore(eval_dir).load(json.loads(result_file.read_text())["settings_key"])
+    predictions = PredictionStore(eval_dir).load(result["settings_key"])
 
     def in_subset(question_id: str) -> bool:
         _, band, seed = question_id.split("-")[:3]
@@ -121,22 +129,22 @@ def subset_result(run_dir: Path, frames: int = 192) -> dict | None:
     return {"videos_per_band": SUBSET_VIDEOS, "questions": summary["questions"], "accuracy": summary["accuracy"]}
 
 
-def seed_comparison(run_dir: Path, results: dict[str, dict[int, dict]], seed: int = 0) -> dict | None:
-    """Progressive (stage 3) vs the mixed baseline at 192 frames over the chain's seed and every
-    ``eval/seed-<S>/`` (``reproduce --seeds``): per seed, and mean and sample standard deviation, overall and on
-    long videos; None without a mixed baseline."""
+def seed_comparison(
+    run_dir: Path, results: dict[str, dict[int, dict]], seed: int = 0, scoring: str = "generate"
+) -> dict | None:
+    """Progressive (stage 3) vs the mixed baseline at 192 frames over the chain's seed (``results``) and every
+    ``eval/seed-<S>/`` (``reproduce --seeds``), scored by ``scoring``: per seed, and mean and sample standard
+    deviation, overall and on long videos; None without a mixed baseline."""
     from statistics import mean, stdev
 
-    runs = {}
-    if "stage3" in results and "mixed" in results:
-        runs[seed] = {"progressive": _at_192(results["stage3"]), "mixed": _at_192(results["mixed"])}
+    evaluations = {seed: results}
     for folder in sorted((run_dir / "eval").glob("seed-*"), key=lambda path: int(path.name.split("-")[1])):
-        by_name = read_evaluations(folder)
-        if "stage3" in by_name and "mixed" in by_name:
-            runs[int(folder.name.split("-")[1])] = {
-                "progressive": _at_192(by_name["stage3"]),
-                "mixed": _at_192(by_name["mixed"]),
-            }
+        evaluations[int(folder.name.split("-")[1])] = read_evaluations(folder, scoring)
+    runs = {
+        run_seed: {"progressive": _at_192(by_name["stage3"]), "mixed": _at_192(by_name["mixed"])}
+        for run_seed, by_name in evaluations.items()
+        if "stage3" in by_name and "mixed" in by_name
+    }
     if not runs:
         return None
     comparison: dict = {"seeds": sorted(runs)}
@@ -154,8 +162,8 @@ def seed_comparison(run_dir: Path, results: dict[str, dict[int, dict]], seed: in
     return comparison
 
 
-def comparison_lines(comparison: dict | None) -> str:
-    """The card's Table-4 paragraph: one row per training kind, mean +- spread over the seeds."""
+def comparison_lines(comparison: dict | None, by_likelihood: dict | None = None) -> str:
+    """The card's Table-4 paragraph: one row per training kind and scoring, mean +- spread over the seeds."""
     if comparison is None:
         return ""
 
@@ -165,9 +173,11 @@ def comparison_lines(comparison: dict | None) -> str:
 
     seeds = comparison["seeds"]
     rows = [
-        f"| {kind} | {spread(comparison[kind], 'overall')} | {spread(comparison[kind], 'long')} | "
-        + ", ".join(f"{value:.1f}" for value in comparison[kind]["overall"])
-        + " |"
+        f"| {kind} | {scoring} | {spread(figures[kind], 'overall')} | {spread(figures[kind], 'long')} | "
+        + ", ".join(f"{value:.1f}" for value in figures[kind]["overall"])
+        + f" ({', '.join(map(str, figures['seeds']))}) |"
+        for scoring, figures in (("generated reply", comparison), ("option likelihood", by_likelihood))
+        if figures is not None
         for kind in ("progressive", "mixed")
     ]
     return (
@@ -175,7 +185,9 @@ def comparison_lines(comparison: dict | None) -> str:
         "Stages 1 -> 2 -> 3 vs the mixed single-stage baseline (`recipes/world/mixed.yaml`): the same rows, each at its "
         "split's frame count and as often, in one run from the image stage. Held-out accuracy at 192 frames, mean ± "
         "sample standard deviation over the seeds:\n\n"
-        "| training | overall | long | overall per seed |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        "| training | scoring | overall | long | overall per seed (seeds) |\n|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n\n"
     )
 
 
@@ -239,8 +251,12 @@ def plot_learning_curve(losses: dict, results: dict, path: Path) -> None:
 
 def write_card(run_dir: str | Path, minutes: float | None = None, seed: int = 0) -> Path:
     """Copy the stage-3 checkpoint to ``run_dir/model`` and write its card, results and learning curve (``seed``: the
-    chain's own training seed, beside the ``--seeds`` runs)."""
+    chain's own training seed, beside the ``--seeds`` runs; ``minutes``: the whole chain's time, when one invocation
+    ran every step -- a card rewritten later keeps the time its ``results.json`` states)."""
     run_dir = Path(run_dir)
+    previous = run_dir / "model" / "results.json"
+    if minutes is None and previous.is_file():
+        minutes = json.loads(previous.read_text()).get("chain_minutes")
     results, losses = read_results(run_dir), read_losses(run_dir)
     model_dir = run_dir / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -260,11 +276,25 @@ def write_card(run_dir: str | Path, minutes: float | None = None, seed: int = 0)
         "by_category": {family: _accuracy(final, "by_category", family) for family in FAMILIES},
         "all_runs": {stage: {str(f): s["accuracy"] for f, s in runs.items()} for stage, runs in results.items()},
         "subset": subset_result(run_dir),
+        "chain_minutes": None if minutes is None else round(minutes, 1),
     }
     segmentation = segmentation_report(run_dir)
     stated["segmentation"] = segmentation
     comparison = seed_comparison(run_dir, results, seed)
     stated["comparison"] = comparison
+    likelihood = read_evaluations(run_dir / "eval", "likelihood")
+    by_likelihood = seed_comparison(run_dir, likelihood, seed, "likelihood")
+    stated["comparison_likelihood"] = by_likelihood
+    stated["likelihood"] = None
+    if "stage3" in likelihood:
+        chosen = _at_192(likelihood["stage3"])
+        stated["likelihood"] = {
+            "accuracy": chosen["accuracy"],
+            "by_duration": {band: _accuracy(chosen, "by_duration", band) for band in BANDS},
+            "by_category": {family: _accuracy(chosen, "by_category", family) for family in FAMILIES},
+            "all_runs": {stage: {str(f): s["accuracy"] for f, s in runs.items()} for stage, runs in likelihood.items()},
+            "subset": subset_result(run_dir, 192, "likelihood"),
+        }
     (model_dir / "results.json").write_text(json.dumps(stated, indent=2) + "\n")
     segmentation_line = (
         f"The annotator's semantic segmentation recovered the world's scene changes with boundary precision "
@@ -274,7 +304,16 @@ def write_card(run_dir: str | Path, minutes: float | None = None, seed: int = 0)
         else ""
     )
     long_after = {stage: _accuracy(_at_192(results[stage]), "by_duration", "long") for stage in results}
-    mixed_line = comparison_lines(comparison)
+    mixed_line = comparison_lines(comparison, by_likelihood)
+    long_by_likelihood = {stage: _accuracy(_at_192(likelihood[stage]), "by_duration", "long") for stage in likelihood}
+    likelihood_lines = (
+        "By option likelihood (`--scoring likelihood`: the option whose text, as the whole reply, the model finds\n"
+        f"most likely; no parse failures), stage 3 at 192 frames: **{stated['likelihood']['accuracy']:.1f}%**.\n\n"
+        f"{results_table(likelihood)}\n\nLong videos after stage 1 vs stage 3 by likelihood: "
+        f"{_cell(long_by_likelihood.get('stage1'))}% vs {_cell(long_by_likelihood.get('stage3'))}%.\n\n"
+        if stated["likelihood"]
+        else ""
+    )
     took = f" The whole chain took {minutes:.0f} minutes." if minutes else ""
     card = f"""---
 library_name: transformers
@@ -303,9 +342,10 @@ Accuracy in %. Rows are the checkpoint after each stage at 192 frames, and after
 its training length). Long videos after stage 1 vs stage 3:
 {_cell(long_after.get("stage1"))}% vs {_cell(long_after.get("stage3"))}%.
 
-{mixed_line}The model answers with the chosen option's text; the harness maps a reply that repeats exactly one option to its
-letter.
+The model answers with the chosen option's text; the harness maps a reply that repeats exactly one option to its
+letter, and a reply that names no option counts as wrong.
 
+{likelihood_lines}{mixed_line}
 ![learning curve](learning_curve.png)
 """
     (model_dir / "README.md").write_text(card)

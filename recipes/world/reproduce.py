@@ -17,8 +17,8 @@ re-run resumes; `--force STEP` redoes one):
 5. `stage1` .. `stage3`: `accelerate launch ... recipes/stageN.py --config recipes/world/stageN.yaml` (32 / 128 / 192
    frames, 2 CPU processes).
 6. `evaluate`: `python -m evaluation run --benchmark world` at 192 frames after every stage, and after stage 3 at
-   256 frames too (beyond its training length); `card`: the model card with the results and the learning curve
-   (`recipes.world.card`).
+   256 frames too (beyond its training length); then at 192 frames again with `--scoring likelihood`; `card`: the
+   model card with the results and the learning curve (`recipes.world.card`).
 
 The sizes of the run (videos per band, questions per task type) are flags; the defaults are what the shipped
 checkpoint was trained with.
@@ -43,8 +43,13 @@ STEPS = (
     "videos", "benchmark", "annotate", "build", "init", "frames", "frames_stage", "stage1", "stage2", "stage3",
     "evaluate", "card",
 )  # fmt: skip
-# (checkpoint, frame counts) evaluated on the held-out benchmark.
-EVALUATIONS = (("stage1", (192,)), ("stage2", (192,)), ("stage3", (192, 256)))
+# (checkpoint, frame counts, scoring) evaluated on the held-out benchmark: generated replies (the harness's default)
+# and option likelihood (`--scoring likelihood`).
+EVALUATIONS = (
+    ("stage1", (192,), "generate"), ("stage2", (192,), "generate"), ("stage3", (192, 256), "generate"),
+    ("stage1", (192,), "likelihood"), ("stage2", (192,), "likelihood"), ("stage3", (192,), "likelihood"),
+)  # fmt: skip
+SCORINGS = ("generate", "likelihood")
 
 
 def _free_port() -> int:
@@ -100,17 +105,19 @@ def train_command(
     return command + (["--max_steps", str(args.max_steps)] if args.max_steps else [])
 
 
-def evaluate_command(out: Path, checkpoint: str, frames: tuple[int, ...]) -> list[str]:
+def evaluate_command(out: Path, checkpoint: str, frames: tuple[int, ...], scoring: str = "generate") -> list[str]:
     """`python -m evaluation run` of `out/<checkpoint>` (e.g. `stage3`, `seed-1/mixed`) on the world's benchmark at
-    `frames`, into `out/eval/<checkpoint>`."""
+    `frames` with `scoring`, into `out/eval/<checkpoint>`."""
     return [sys.executable, "-m", "evaluation", "run", "--model", str(out / checkpoint), "--benchmark", "world",
             "--data", str(out / "benchmark"), "--out", str(out / "eval" / checkpoint), "--frames",
-            *(str(f) for f in frames), "--dtype", "float32", "--device", "cpu", "--num-workers", "0"]  # fmt: skip
+            *(str(f) for f in frames), "--dtype", "float32", "--device", "cpu", "--num-workers", "0",
+            "--scoring", scoring]  # fmt: skip
 
 
 def train_seed(args, out: Path, seed: int, logs: Path, env: dict) -> None:
     """Stages 1-3 and the mixed baseline again with training seed `seed`, from the image stage, into
-    `out/seed-<seed>/`; stage 3 and the mixed baseline evaluated at 192 frames. Finished parts are kept."""
+    `out/seed-<seed>/`; stage 3 and the mixed baseline evaluated at 192 frames, by both scorings. Finished parts are
+    kept."""
     folder = f"seed-{seed}"
     for name, recipe, start in (("stage1", "stage1", "frames_stage"), ("stage2", "stage2", f"{folder}/stage1"),
                                 ("stage3", "stage3", f"{folder}/stage2"), ("mixed", "mixed", "frames_stage")):  # fmt: skip
@@ -119,7 +126,8 @@ def train_seed(args, out: Path, seed: int, logs: Path, env: dict) -> None:
             run(train_command(args, recipe, RECIPES / f"{recipe}.yaml", out / start, out / "dataset", output, seed),
                 logs / f"{folder}-{name}.log", env)  # fmt: skip
     for name in ("stage3", "mixed"):
-        run(evaluate_command(out, f"{folder}/{name}", (192,)), logs / "evaluate.log", env)
+        for scoring in SCORINGS:
+            run(evaluate_command(out, f"{folder}/{name}", (192,), scoring), logs / "evaluate.log", env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,13 +259,14 @@ def main(argv: list[str] | None = None) -> int:
             run(train_command(args, step, RECIPES / f"{step}.yaml", out / previous, out / "dataset", out / step),
                 logs / f"{step}.log", env)  # fmt: skip
         elif step == "evaluate":
-            for checkpoint, frames in EVALUATIONS:
-                run(evaluate_command(out, checkpoint, frames), logs / "evaluate.log", env)
+            for checkpoint, frames, scoring in EVALUATIONS:
+                run(evaluate_command(out, checkpoint, frames, scoring), logs / "evaluate.log", env)
             done_markers["evaluate"].write_text("ok\n")
         elif step == "mixed":
             run(train_command(args, "mixed", RECIPES / "mixed.yaml", out / "frames_stage", out / "dataset", out / step),
                 logs / f"{step}.log", env)  # fmt: skip
-            run(evaluate_command(out, "mixed", (192,)), logs / "evaluate.log", env)
+            for scoring in SCORINGS:
+                run(evaluate_command(out, "mixed", (192,), scoring), logs / "evaluate.log", env)
         elif step == "seeds":
             for seed in args.seeds:
                 train_seed(args, out, seed, logs, env)

@@ -49,8 +49,9 @@ def test_load_model_tiny_loads_the_bundled_files_offline_without_building(monkey
     assert vocabulary.items() <= processor.tokenizer.get_vocab().items()
 
 
-def score_world_model(tmp_path: Path, videos_per_band: dict[str, int]) -> dict:
-    """The harness's metrics for the shipped checkpoint on a freshly written benchmark of `videos_per_band`."""
+def score_world_model(tmp_path: Path, videos_per_band: dict[str, int], scoring: str = "generate") -> dict:
+    """The harness's metrics (by `scoring`) for the shipped checkpoint on a freshly written benchmark of
+    `videos_per_band`."""
     from dataset_builder.world.benchmark import write_benchmark
     from evaluation.runner import EvaluationConfig, run_evaluation
 
@@ -65,6 +66,7 @@ def score_world_model(tmp_path: Path, videos_per_band: dict[str, int]) -> dict:
         device="cpu",
         num_workers=0,
         strict=True,
+        scoring=scoring,
     )
     [result_file] = run_evaluation(config)
     return json.loads(Path(result_file).read_text())["metrics"]
@@ -75,6 +77,22 @@ def test_the_shipped_checkpoint_scores_the_stated_accuracy_on_the_benchmark_subs
     metrics = score_world_model(tmp_path, subset["videos_per_band"])
     assert metrics["questions"] == subset["questions"]
     assert metrics["accuracy"] == subset["accuracy"], "results.json states another subset score than the checkpoint's"
+
+
+def test_the_shipped_checkpoint_scores_the_stated_likelihood_accuracy_on_the_benchmark_subset(tmp_path):
+    subset = STATED["likelihood"]["subset"]
+    metrics = score_world_model(tmp_path, subset["videos_per_band"], scoring="likelihood")
+    assert metrics["questions"] == subset["questions"] and metrics["parse_failures"] == 0
+    assert metrics["accuracy"] == subset["accuracy"], "results.json states another likelihood score on the subset"
+
+
+@pytest.mark.slow
+def test_the_shipped_checkpoint_scores_the_stated_likelihood_accuracy_on_the_whole_benchmark(tmp_path):
+    metrics = score_world_model(tmp_path, STATED["benchmark_videos"], scoring="likelihood")
+    assert metrics["accuracy"] == STATED["likelihood"]["accuracy"]
+    for group in ("by_duration", "by_category"):
+        measured = {name: metrics[group].get(name, {}).get("accuracy") for name in STATED["likelihood"][group]}
+        assert measured == STATED["likelihood"][group], group
 
 
 @pytest.mark.slow

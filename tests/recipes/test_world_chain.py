@@ -102,6 +102,8 @@ def test_card_states_the_evaluated_figures(tmp_path):
         folder = tmp_path / "eval" / stage
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"results-world-{frames}f-uniform-k.json").write_text(json.dumps(result))
+    likelihood = {**_result(61.5, 44.0, 30.0), "protocol": {"scoring": "likelihood"}}
+    (tmp_path / "eval" / "stage3" / "results-world-192f-uniform-likelihood-k.json").write_text(json.dumps(likelihood))
     (tmp_path / "benchmark").mkdir()
     videos = ["world-short-1000000", "world-short-1000001", "world-long-1000000"]
     (tmp_path / "benchmark" / "timelines.jsonl").write_text(
@@ -116,6 +118,13 @@ def test_card_states_the_evaluated_figures(tmp_path):
     stated = json.loads((tmp_path / "model" / "results.json").read_text())
     assert stated["accuracy"] == 85.5 and stated["by_category"]["needle"] == 90.0
     assert stated["benchmark_videos"] == {"short": 2, "medium": 0, "long": 1}
+    # the likelihood-scored run is stated on its own, never mixed into the generated figures
+    assert stated["likelihood"]["accuracy"] == 61.5 and stated["likelihood"]["by_duration"]["long"] == 44.0
+    assert stated["all_runs"]["stage3"] == {"192": 85.5, "256": 83.0}
+    assert "**61.5%**" in text and "The whole chain took" not in text
+    # the chain's time, once stated, survives a card rewritten after a resumed run
+    assert "The whole chain took 32 minutes." in write_card(tmp_path, minutes=32.4).read_text()
+    assert "The whole chain took 32 minutes." in write_card(tmp_path).read_text()
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == b"weights"
     assert (tmp_path / "model" / "learning_curve.png").stat().st_size > 1000
 
@@ -129,11 +138,18 @@ def test_card_compares_progressive_and_mixed_over_seeds(tmp_path):
                              ("mixed", _result(mixed, mixed_long, 0.0))):  # fmt: skip
             (base / name).mkdir(parents=True, exist_ok=True)
             (base / name / "results-world-192f-uniform-k.json").write_text(json.dumps(result))
+            if seed < 2:  # likelihood-scored for seeds 0 and 1 only: 10 points above the generated figures
+                scored = {**_result(progressive + 10 if name == "stage3" else mixed + 10, 0.0, 0.0),
+                          "protocol": {"scoring": "likelihood"}}  # fmt: skip
+                (base / name / "results-world-192f-uniform-likelihood-k.json").write_text(json.dumps(scored))
     (tmp_path / "benchmark").mkdir()
     (tmp_path / "benchmark" / "timelines.jsonl").write_text(json.dumps({"video_id": "world-long-1000000"}) + "\n")
     (tmp_path / "stage3").mkdir()
 
     text = write_card(tmp_path).read_text()
+    by_likelihood = json.loads((tmp_path / "model" / "results.json").read_text())["comparison_likelihood"]
+    assert by_likelihood["seeds"] == [0, 1] and by_likelihood["progressive"]["overall"] == [70.0, 80.0]
+    assert by_likelihood["mixed"]["overall_mean"] == 61.0
     comparison = json.loads((tmp_path / "model" / "results.json").read_text())["comparison"]
     assert comparison["seeds"] == [0, 1, 2]
     assert comparison["progressive"]["overall"] == [60.0, 70.0, 65.0]
@@ -143,8 +159,9 @@ def test_card_compares_progressive_and_mixed_over_seeds(tmp_path):
     assert comparison["mixed"]["overall_mean"] == 50.0 and comparison["mixed"]["overall_std"] == 2.0
     assert comparison["mixed"]["long_mean"] == 30.0 and comparison["mixed"]["long_std"] == 4.0
     assert "3 seed(s): 0, 1, 2" in text
-    assert "| progressive | 65.0 ± 5.0 | 45.0 ± 5.0 | 60.0, 70.0, 65.0 |" in text
-    assert "| mixed | 50.0 ± 2.0 | 30.0 ± 4.0 | 50.0, 52.0, 48.0 |" in text
+    assert "| progressive | generated reply | 65.0 ± 5.0 | 45.0 ± 5.0 | 60.0, 70.0, 65.0 (0, 1, 2) |" in text
+    assert "| mixed | generated reply | 50.0 ± 2.0 | 30.0 ± 4.0 | 50.0, 52.0, 48.0 (0, 1, 2) |" in text
+    assert "| mixed | option likelihood | 61.0 ± 1.4 | 0.0 ± 0.0 | 60.0, 62.0 (0, 1) |" in text
 
 
 def test_card_without_a_mixed_baseline_has_no_comparison(tmp_path):
