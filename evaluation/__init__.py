@@ -6,6 +6,9 @@ Built-in runner (decoding overlapped with generation, resumable, sharded under `
         --out results/stage3
     python -m evaluation report results/stage1 results/stage3 --out report/
 
+Generated replies are scored upstream's way (the letter read out of the reply); `--scoring likelihood` chooses the
+option whose text the model finds most likely as its reply instead (`evaluation.scoring`).
+
 Benchmarks: videomme, videomme_w_subtitle, mlvu_dev, longvideobench_val, tempcompass_mc (see
 `evaluation.benchmarks` for the folder layouts). The kit also registers a `prolongvid` model with lmms-eval 0.7.x
 through the `lmms_eval.models` entry point:
@@ -32,6 +35,7 @@ _SUBMODULES = (
     "metrics",
     "report",
     "runner",
+    "scoring",
     "store",
     "subtitles",
 )
