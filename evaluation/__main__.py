@@ -13,6 +13,7 @@ import logging
 import sys
 
 from .benchmarks import BENCHMARKS
+from .store import SCORINGS
 
 
 def _layouts() -> str:
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-new-tokens", type=int, help="Override the benchmark's generation length (smoke runs).")
     run.add_argument(
         "--scoring",
-        choices=("generate", "likelihood"),
+        choices=SCORINGS,
         default="generate",
         help="generate: greedy reply, letter read out of it (upstream's protocol, default); likelihood: the option "
         "whose text the model finds most likely as its reply (evaluation.scoring)",

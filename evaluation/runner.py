@@ -31,7 +31,7 @@ from .benchmarks import VIDEOMME_SUBTITLE_FRAMES, Benchmark, Question, get_bench
 from .generation import DTYPES, generate_reply, load_model_and_processor, model_revision, prepare_inputs, read_frames
 from .metrics import summarize
 from .scoring import option_logprobs
-from .store import Prediction, PredictionStore, RunSettings
+from .store import SCORINGS, Prediction, PredictionStore, RunSettings
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,6 @@ class EvaluationConfig:
     subtitle_frames: int = VIDEOMME_SUBTITLE_FRAMES
     max_new_tokens: int | None = None
     scoring: str = "generate"
-
-
-SCORINGS = ("generate", "likelihood")
 
 
 def kit_version() -> str:

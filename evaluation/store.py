@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 # Bump when prompts, answer extraction or sampling change, so old predictions are not reused.
 PROTOCOL_VERSION = "upstream-lmms-eval-0.2.1/v1"
+# How an answer is chosen: a generated reply (upstream's protocol) or option likelihood (evaluation.scoring).
+SCORINGS = ("generate", "likelihood")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from evaluation.store import SCORINGS
+
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parents[1]
 CAPTIONER = "dataset_builder.world.perception:WorldFrameCaptioner"
@@ -49,7 +51,6 @@ EVALUATIONS = (
     ("stage1", (192,), "generate"), ("stage2", (192,), "generate"), ("stage3", (192, 256), "generate"),
     ("stage1", (192,), "likelihood"), ("stage2", (192,), "likelihood"), ("stage3", (192,), "likelihood"),
 )  # fmt: skip
-SCORINGS = ("generate", "likelihood")
 
 
 def _free_port() -> int:
