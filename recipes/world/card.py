@@ -249,6 +249,23 @@ def plot_learning_curve(losses: dict, results: dict, path: Path) -> None:
     plt.close(figure)
 
 
+def stated_figures(results: dict[str, dict[int, dict]], subset: dict | None) -> dict:
+    """What ``results.json`` states of one scoring: stage 3's accuracy at 192 frames (overall, per band and family),
+    every checkpoint's overall accuracy per frame count, and the subset score."""
+    final = _at_192(results["stage3"])
+    return {
+        "accuracy": final["accuracy"],
+        "by_duration": {band: _accuracy(final, "by_duration", band) for band in BANDS},
+        "by_category": {family: _accuracy(final, "by_category", family) for family in FAMILIES},
+        "all_runs": {stage: {str(f): s["accuracy"] for f, s in runs.items()} for stage, runs in results.items()},
+        "subset": subset,
+    }
+
+
+def _long_accuracy(results: dict[str, dict[int, dict]]) -> dict[str, float | None]:
+    return {stage: _accuracy(_at_192(results[stage]), "by_duration", "long") for stage in results}
+
+
 def write_card(run_dir: str | Path, minutes: float | None = None, seed: int = 0) -> Path:
     """Copy the stage-3 checkpoint to ``run_dir/model`` and write its card, results and learning curve (``seed``: the
     chain's own training seed, beside the ``--seeds`` runs; ``minutes``: the whole chain's time, when one invocation
@@ -271,11 +288,7 @@ def write_card(run_dir: str | Path, minutes: float | None = None, seed: int = 0)
         "frames": 192,
         "benchmark_videos": benchmark_videos(run_dir),
         "questions": final["questions"],
-        "accuracy": final["accuracy"],
-        "by_duration": {band: _accuracy(final, "by_duration", band) for band in BANDS},
-        "by_category": {family: _accuracy(final, "by_category", family) for family in FAMILIES},
-        "all_runs": {stage: {str(f): s["accuracy"] for f, s in runs.items()} for stage, runs in results.items()},
-        "subset": subset_result(run_dir),
+        **stated_figures(results, subset_result(run_dir)),
         "chain_minutes": None if minutes is None else round(minutes, 1),
     }
     segmentation = segmentation_report(run_dir)
@@ -287,14 +300,7 @@ def write_card(run_dir: str | Path, minutes: float | None = None, seed: int = 0)
     stated["comparison_likelihood"] = by_likelihood
     stated["likelihood"] = None
     if "stage3" in likelihood:
-        chosen = _at_192(likelihood["stage3"])
-        stated["likelihood"] = {
-            "accuracy": chosen["accuracy"],
-            "by_duration": {band: _accuracy(chosen, "by_duration", band) for band in BANDS},
-            "by_category": {family: _accuracy(chosen, "by_category", family) for family in FAMILIES},
-            "all_runs": {stage: {str(f): s["accuracy"] for f, s in runs.items()} for stage, runs in likelihood.items()},
-            "subset": subset_result(run_dir, 192, "likelihood"),
-        }
+        stated["likelihood"] = stated_figures(likelihood, subset_result(run_dir, 192, "likelihood"))
     (model_dir / "results.json").write_text(json.dumps(stated, indent=2) + "\n")
     segmentation_line = (
         f"The annotator's semantic segmentation recovered the world's scene changes with boundary precision "
@@ -303,9 +309,8 @@ def write_card(run_dir: str | Path, minutes: float | None = None, seed: int = 0)
         if segmentation
         else ""
     )
-    long_after = {stage: _accuracy(_at_192(results[stage]), "by_duration", "long") for stage in results}
+    long_after, long_by_likelihood = _long_accuracy(results), _long_accuracy(likelihood)
     mixed_line = comparison_lines(comparison, by_likelihood)
-    long_by_likelihood = {stage: _accuracy(_at_192(likelihood[stage]), "by_duration", "long") for stage in likelihood}
     likelihood_lines = (
         "By option likelihood (`--scoring likelihood`: the option whose text, as the whole reply, the model finds\n"
         f"most likely; no parse failures), stage 3 at 192 frames: **{stated['likelihood']['accuracy']:.1f}%**.\n\n"
