@@ -67,7 +67,8 @@ class StageArguments:
         default_factory=list,
         metadata={
             "help": "Frames per video by the row's subset as subset=N (mixed baseline: stage1=32 stage2=128 "
-            "stage3=192, paper App. B); rows of other subsets use num_frames; `none`: num_frames for all."
+            "stage3=192, paper App. B); rows of other subsets use num_frames; `none`: num_frames for all. At a "
+            "per-device batch above 1 every batch holds rows of one frame count (recipes/training/sampling.py)."
         },
     )
     frame_size: int | None = field(
@@ -97,7 +98,7 @@ class StageArguments:
     loss_normalization: str = field(
         default="sample",
         metadata={
-            "help": "sample (upstream, per-device batch 1: every sample's token mean weighs the same) or token "
+            "help": "sample (upstream: every sample's token mean weighs the same, at any per-device batch) or token "
             "(TRL: token sum of the global batch over its token count; long rows weigh more)."
         },
     )

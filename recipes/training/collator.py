@@ -203,8 +203,8 @@ class VideoSFTCollator:
         frame_counts = {self.frames_for(row) for row in rows if row.get("video")}
         if len(frame_counts) > 1:
             raise ValueError(
-                f"One batch holds videos of {sorted(frame_counts)} frames; with subset_num_frames use "
-                "per_device_train_batch_size 1 (upstream's setting)."
+                f"One batch holds videos of {sorted(frame_counts)} frames; batch rows of one frame count together "
+                "(the recipes' trainer does, recipes/training/sampling.py) or use per_device_train_batch_size 1."
             )
         batch = self.processor.apply_chat_template(
             list(conversations),

@@ -26,6 +26,13 @@ from recipes.training.stage import (
 from recipes.training.trainer import ProLongVidSFTTrainer, enable_ring_attention
 
 
+def frame_count_groups(rows, collator: VideoSFTCollator) -> list[int | None] | None:
+    """Every row's frame count (`collator.frames_for`) when the rows have more than one, else None."""
+    columns = [name for name in ("num_frames", "subset") if name in rows.column_names]
+    counts = [collator.frames_for(row) for row in rows.select_columns(columns)]
+    return counts if len(set(counts)) > 1 else None
+
+
 def train(script_args, training_args, model_args) -> None:
     """Train one SFT stage from parsed recipe arguments (`parse_recipe_arguments`)."""
     # ------------------------------------------------------------------ setup
@@ -62,6 +69,9 @@ def train(script_args, training_args, model_args) -> None:
         clip_cache=script_args.clip_cache,
     )
     rows = load_stage_rows(script_args, training_args, collator)
+    groups = frame_count_groups(rows, collator) if training_args.per_device_train_batch_size > 1 else None
+    if groups is not None:
+        logger.info("per-device batches of one frame count each: %s", sorted(set(groups), key=str))
 
     # ------------------------------------------------------------------ trainer
     trainer = ProLongVidSFTTrainer(
@@ -73,6 +83,7 @@ def train(script_args, training_args, model_args) -> None:
         sequence_parallel=sequence_parallel,
         module_learning_rates=script_args.learning_rate_overrides(),
         loss_normalization=script_args.loss_normalization,
+        batch_groups=groups,
     )
 
     # ------------------------------------------------------------------ train

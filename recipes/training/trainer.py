@@ -3,11 +3,13 @@ the rows skipped for unreadable media, and ring-attention sequence parallelism.
 
 Loss normalisation (`loss_normalization`):
 - `sample` (upstream: transformers 4.43 at per-device batch 1): every sample weighs the same, its loss the mean over
-  its own trained tokens, averaged over the accumulation steps and ranks of the optimizer step;
+  its own trained tokens, averaged over the accumulation steps and ranks of the optimizer step; at a per-device batch
+  above 1 a micro-batch's loss is the mean of its samples' token means, so the maths is the same;
 - `token` (TRL 1.16): the token sum of the whole global batch divided by its trained-token count, so long rows weigh
   more than short ones.
 
-Only public hooks are overridden (`create_optimizer`, `get_train_dataloader`, `compute_loss`). With
+Only public hooks are overridden (`create_optimizer`, `get_train_dataloader`, `compute_loss`). With `batch_groups`
+(a group per row, e.g. its frame count) every per-device batch holds rows of one group (`GroupedBatchOrder`). With
 `sequence_parallel_size > 1` the loss path runs the model's own forward, which merges text and vision embeddings for
 the WHOLE sequence; on their way into the language model `shard_decoder_inputs` keeps this rank's zigzag shard of the
 embeddings with global position ids, the language model runs on it with ring attention, and the loss is taken over
@@ -54,6 +56,7 @@ from recipes.parallel.sequence_parallel import (
 )
 from recipes.training.arguments import LOSS_NORMALIZATIONS
 from recipes.training.freezing import parameter_groups
+from recipes.training.sampling import GroupedBatchOrder
 
 
 def enable_ring_attention(model: torch.nn.Module, state: SequenceParallelState) -> None:
@@ -75,27 +78,31 @@ class ProLongVidSFTTrainer(SFTTrainer):
         sequence_parallel: SequenceParallelState | None = None,
         module_learning_rates: dict[str, float] | None = None,
         loss_normalization: str = "sample",
+        batch_groups: list | None = None,
         **kwargs,
     ):
         if loss_normalization not in LOSS_NORMALIZATIONS:
             raise ValueError(f"loss_normalization={loss_normalization!r}; use one of {LOSS_NORMALIZATIONS}.")
         super().__init__(*args, **kwargs)
-        self.sequence_parallel = sequence_parallel or SequenceParallelState(None, 1, 0, 1, 0)
         self.module_learning_rates = module_learning_rates or {}
         self.loss_normalization = loss_normalization
+        self.sequence_parallel = sequence_parallel or SequenceParallelState(None, 1, 0, 1, 0)
         if loss_normalization == "sample":
-            if self.args.per_device_train_batch_size != 1:
+            if self.args.per_device_train_batch_size != 1 and self.sequence_parallel.sp_size > 1:
                 raise ValueError(
-                    f"loss_normalization sample weighs every sample by its own token mean, as upstream does at "
-                    f"per_device_train_batch_size 1; got {self.args.per_device_train_batch_size}. Use 1 (and more "
-                    "gradient accumulation), or loss_normalization token."
+                    f"loss_normalization sample with sequence parallelism needs per_device_train_batch_size 1; got "
+                    f"{self.args.per_device_train_batch_size}. Use 1 (and more gradient accumulation), or "
+                    "loss_normalization token."
                 )
-            self.loss_is_scaled_for_ga = False  # one sample's token mean: the Trainer divides by the GA steps
+            self.loss_is_scaled_for_ga = False  # a mean of sample means: the Trainer divides by the GA steps
         if self.sequence_parallel.sp_size > 1 and self.args.train_sampling_strategy != "random":
             raise ValueError(
                 f"train_sampling_strategy={self.args.train_sampling_strategy} is not available with "
                 "sequence_parallel_size > 1 (one SP group must draw the same batches): use random."
             )
+        if batch_groups is not None and self.sequence_parallel.sp_size > 1:
+            raise ValueError("batch_groups is not available with sequence_parallel_size > 1; use batch size 1.")
+        self.batch_groups = batch_groups
         self.skipped_media = 0
 
     def create_optimizer(self, model=None):
@@ -114,16 +121,20 @@ class ProLongVidSFTTrainer(SFTTrainer):
         return self.optimizer
 
     def get_train_dataloader(self) -> DataLoader:
-        """With sequence parallelism, every rank of one SP group must draw the same batches."""
-        if self.sequence_parallel.sp_size == 1:
+        """With sequence parallelism, every rank of one SP group must draw the same batches; with `batch_groups`,
+        every per-device batch is of one group."""
+        if self.batch_groups is not None:
+            sampler = GroupedBatchOrder(self.batch_groups, self.args.per_device_train_batch_size, seed=self.args.seed)
+        elif self.sequence_parallel.sp_size == 1:
             return super().get_train_dataloader()
-        sampler = SequenceParallelSampler(
-            len(self.train_dataset),
-            self.args.per_device_train_batch_size,
-            self.sequence_parallel,
-            shuffle=self.args.shuffle_dataset,
-            seed=self.args.seed,
-        )
+        else:
+            sampler = SequenceParallelSampler(
+                len(self.train_dataset),
+                self.args.per_device_train_batch_size,
+                self.sequence_parallel,
+                shuffle=self.args.shuffle_dataset,
+                seed=self.args.seed,
+            )
         loader = DataLoader(
             self.train_dataset,
             batch_size=self.args.per_device_train_batch_size,
@@ -148,6 +159,8 @@ class ProLongVidSFTTrainer(SFTTrainer):
             self._count_skipped(skipped)
         if self.loss_normalization == "sample":
             num_items_in_batch = None  # the micro-batch is one sample: its own token mean
+            if self.sequence_parallel.sp_size == 1 and inputs["labels"].shape[0] > 1 and not return_outputs:
+                return self._mean_of_sample_means(model, inputs)
         if self.sequence_parallel.sp_size == 1:
             return super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
@@ -160,6 +173,20 @@ class ProLongVidSFTTrainer(SFTTrainer):
             outputs.logits, shard.labels, self.sequence_parallel, num_items_in_batch, self.accelerator.num_processes
         )
         return (loss, outputs) if return_outputs else loss
+
+    def _mean_of_sample_means(self, model, inputs: dict) -> torch.Tensor:
+        """`sample` normalisation of a micro-batch of several rows: the mean over its rows (those with trained
+        tokens) of each row's mean over its trained tokens, from TRL's fused LM head (per-token log-probabilities)."""
+        outputs = model(**inputs, use_cache=False, fused_lm_head=True)
+        mask = outputs.label_mask.to(outputs.log_probs.dtype)
+        per_sample = -(outputs.log_probs * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)
+        trained = mask.sum(dim=-1) > 0
+        mode = "train" if model.training else "eval"
+        if outputs.is_top1 is not None:
+            correct = self.accelerator.gather_for_metrics((outputs.is_top1 * mask).sum()).sum()
+            valid = self.accelerator.gather_for_metrics(mask.sum()).sum()
+            self._metrics[mode]["mean_token_accuracy"].append((correct / valid).item() if valid > 0 else 0.0)
+        return per_sample[trained].mean() if trained.any() else per_sample.sum() * 0.0
 
     def _count_skipped(self, skipped: torch.Tensor) -> None:
         """Add this step's rows skipped for unreadable media (all ranks) to the logged running total."""

@@ -1,6 +1,6 @@
 """One optimizer step of `ProLongVidSFTTrainer` per `loss_normalization`, run by `test_training_maths` under
-`accelerate launch` with 2 CPU processes, per-device batch 1 and gradient accumulation 2: the 4 rows (of unequal
-lengths) make exactly one global batch. Plain SGD at learning rate 1, no clipping: the parameter update IS minus the
+`accelerate launch` with 2 CPU processes, per-device batch 1 and gradient accumulation 2 (and, as `sample-batched`,
+`sample` at per-device batch 2 without accumulation): the 4 rows (of unequal lengths) make exactly one global batch. Plain SGD at learning rate 1, no clipping: the parameter update IS minus the
 gradient. Rank 0 saves, per mode, the updated state dict and the logged loss.
 
 ```bash
@@ -63,10 +63,10 @@ def main(output_dir: Path) -> None:
     from modeling_prolongvid.tiny_checkpoint import build_tiny_tokenizer
     from recipes.training.trainer import ProLongVidSFTTrainer
 
-    for mode in ("sample", "token"):
+    for mode, batch, accumulation in (("sample", 1, 2), ("token", 1, 2), ("sample-batched", 2, 1)):
         args = SFTConfig(
-            output_dir=str(output_dir / mode), use_cpu=True, bf16=False, per_device_train_batch_size=1,
-            gradient_accumulation_steps=2, max_steps=1, optim="sgd", learning_rate=1.0, lr_scheduler_type="constant",
+            output_dir=str(output_dir / mode), use_cpu=True, bf16=False, per_device_train_batch_size=batch,
+            gradient_accumulation_steps=accumulation, max_steps=1, optim="sgd", learning_rate=1.0, lr_scheduler_type="constant",
             warmup_steps=0, max_grad_norm=0.0, weight_decay=0.0, logging_steps=1, report_to="none",
             save_strategy="no", dataloader_num_workers=0, remove_unused_columns=False,
             dataset_kwargs={"skip_prepare_dataset": True},
@@ -74,7 +74,7 @@ def main(output_dir: Path) -> None:
         model = build_model()
         trainer = ProLongVidSFTTrainer(
             model=model, args=args, train_dataset=Dataset.from_list(training_rows()), data_collator=collate,
-            processing_class=build_tiny_tokenizer(), loss_normalization=mode,
+            processing_class=build_tiny_tokenizer(), loss_normalization=mode.removesuffix("-batched"),
         )  # fmt: skip
         trainer.train()
         if trainer.is_world_process_zero():

@@ -22,6 +22,8 @@ from modeling_prolongvid.tiny_checkpoint import build_tiny_config, build_tiny_pr
 from recipes.training.arguments import parse_recipe_arguments
 from recipes.training.collator import MediaReadError, VideoSFTCollator
 from recipes.training.data import load_training_rows
+from recipes.training.sampling import GroupedBatchOrder
+from recipes.training.sft import frame_count_groups
 from recipes.training.stage import gradient_accumulation_steps
 from recipes.training.tiny_inputs import write_tiny_dataset, write_tiny_video
 from recipes.training.trainer import ProLongVidSFTTrainer
@@ -130,7 +132,8 @@ def hand_loss(model, normalization: str) -> torch.Tensor:
 def test_loss_normalization_matches_the_hand_computation_over_2_processes_and_2_accumulation_steps(tmp_path):
     """2 gloo DDP processes x per-device batch 1 x accumulation 2 = one step over rows with 2, 4, 9, 17 trained
     tokens. SGD at lr 1 makes the update minus the gradient: both it and the logged loss must equal the hand
-    computation of each normalisation, and the two normalisations must differ."""
+    computation of each normalisation, and the two normalisations must differ. `sample` at per-device batch 2 (rows
+    padded together, no accumulation) must give the same step as at batch 1."""
     command = ["accelerate", "launch", "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--num_processes", "2", "--main_process_port", str(_free_port()),
                str(Path(__file__).with_name("loss_normalization_run.py")), str(tmp_path)]  # fmt: skip
@@ -140,15 +143,16 @@ def test_loss_normalization_matches_the_hand_computation_over_2_processes_and_2_
 
     start = build_model().state_dict()
     updates = {}
-    for normalization in ("sample", "token"):
+    for mode in ("sample", "token", "sample-batched"):
+        normalization = mode.removesuffix("-batched")
         model = build_model()
         expected_loss = hand_loss(model, normalization)
         expected_loss.backward()
-        trained = torch.load(tmp_path / f"{normalization}.pt")
-        updates[normalization] = {name: trained[name] - start[name] for name in start}
+        trained = torch.load(tmp_path / f"{mode}.pt")
+        updates[mode] = {name: trained[name] - start[name] for name in start}
         for name, parameter in model.named_parameters():
-            torch.testing.assert_close(updates[normalization][name], -parameter.grad, rtol=1e-4, atol=1e-7)
-        logged = json.loads((tmp_path / f"{normalization}.json").read_text())
+            torch.testing.assert_close(updates[mode][name], -parameter.grad, rtol=1e-4, atol=1e-7)
+        logged = json.loads((tmp_path / f"{mode}.json").read_text())
         assert logged["world"] == 2 and logged["losses"] == [pytest.approx(expected_loss.item(), rel=1e-5)]
     difference = updates["sample"]["lm_head.weight"] - updates["token"]["lm_head.weight"]
     assert difference.norm() > 0.05 * updates["token"]["lm_head.weight"].norm(), "the normalisations must differ"
@@ -305,7 +309,7 @@ def test_mixed_rows_keep_their_subsets_frame_count(processor):
         assert batch["pixel_values_videos"].shape[1] == frames[row["subset"]], row["video_id"]
         assert int((batch["input_ids"] == processor.video_token_id).sum()) == frames[row["subset"]] * 2 * 3
         assert row["length"] == batch["input_ids"].shape[1]
-    with pytest.raises(ValueError, match="videos of \\[2, 3\\] frames.*per_device_train_batch_size 1"):
+    with pytest.raises(ValueError, match="videos of \\[2, 3\\] frames.*sampling.py.*per_device_train_batch_size 1"):
         collator([rows[0], rows[2]])
     script_args, *_ = parse_recipe_arguments(["--config", str(RECIPE_DIR / "mixed.yaml"), *CPU])
     assert script_args.frames_by_subset() == {"stage1": 32, "stage2": 128, "stage3": 192}  # paper App. B
@@ -313,6 +317,52 @@ def test_mixed_rows_keep_their_subsets_frame_count(processor):
         ["--config", str(RECIPE_DIR / "mixed.yaml"), *CPU, "--subset_num_frames", "none"]
     )
     assert script_args.frames_by_subset() == {} and script_args.num_frames == 192  # the kit's former choice
+
+
+def test_grouped_order_gives_each_rank_batches_of_one_frame_count():
+    """accelerate deals the per-device batches of the sampler's order out to 2 ranks (its own BatchSamplerShard):
+    every rank's batch is of one group, every row trains each epoch (a group's short last batch is filled with its
+    own rows), and the order changes with the epoch but not between ranks."""
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import BatchSampler
+
+    groups = [32] * 13 + [128] * 6 + [192] * 3  # 13, 6, 3 rows: none a multiple of the batch of 4
+    orders = []
+    for epoch in (0, 1):
+        order = GroupedBatchOrder(groups, batch_size=4, seed=7)
+        order.set_epoch(epoch)
+        ranks = [list(BatchSamplerShard(BatchSampler(order, 4, False), 2, rank)) for rank in (0, 1)]
+        batches = [batch for rank in ranks for batch in rank]
+        assert all(len(batch) == 4 and len({groups[i] for i in batch}) == 1 for batch in batches), batches
+        assert set(i for batch in batches for i in batch) == set(range(len(groups)))
+        assert len(order) == 16 + 8 + 4  # 13 -> 16, 6 -> 8, 3 -> 4
+        orders.append(list(order))
+        same = GroupedBatchOrder(groups, batch_size=4, seed=7)  # another rank's sampler
+        same.set_epoch(epoch)
+        assert list(same) == orders[-1]
+    assert orders[0] != orders[1]
+
+
+def test_mixed_rows_train_in_batches_of_one_frame_count(processor, tmp_path):
+    """The recipes' trainer batches the mixed rows by their subset's frame count (`frame_count_groups`): every batch
+    of its data loader collates (the collator refuses two frame counts) at a per-device batch of 2."""
+    tiny_data = write_tiny_dataset(tmp_path / "data", rows_per_subset=3)
+    rows = load_training_rows(tiny_data, ["stage1", "stage2", "stage3"])
+    frames = {"stage1": 2, "stage2": 3, "stage3": 5}
+    collator = VideoSFTCollator(processor, num_frames=5, dataset_dir=tiny_data, subset_num_frames=frames)
+    groups = frame_count_groups(rows, collator)
+    assert groups == [frames[subset] for subset in rows["subset"]]
+    assert frame_count_groups(load_training_rows(tiny_data, ["stage1"]), collator) is None  # one count: no grouping
+    args = SFTConfig(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", per_device_train_batch_size=2,
+                     remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True})  # fmt: skip
+    trainer = ProLongVidSFTTrainer(
+        model=ProLongVidForConditionalGeneration(build_tiny_config(processor.tokenizer)), args=args,
+        train_dataset=rows, data_collator=collator, processing_class=processor, batch_groups=groups,
+        loss_normalization="token",
+    )  # fmt: skip
+    shapes = [batch["pixel_values_videos"].shape[:2] for batch in trainer.get_train_dataloader()]
+    assert sorted(int(frames) for _, frames in shapes) == [2, 2, 3, 3, 5, 5]  # 3 rows a subset -> 2 batches of 2
+    assert all(int(size) == 2 for size, _ in shapes)
 
 
 # ----------------------------------------------------------------------------- length grouping
