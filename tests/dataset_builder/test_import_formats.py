@@ -232,7 +232,7 @@ def test_import_help_is_light_and_shows_defaults(capsys):
 
 
 def test_cli_image_configs_match_the_schema():
-    from dataset_builder import __main__ as cli
+    from dataset_builder import cli
     from dataset_builder.schemas import IMAGE_CONFIGS
 
     assert cli.IMAGE_CONFIGS == IMAGE_CONFIGS
