@@ -48,6 +48,7 @@ except ImportError:
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
+from conversation import ERROR_PREFIX, FILE_REJECTED, parse_conversation  # noqa: E402
 from PIL import Image  # noqa: E402
 from uploads import UploadFolder, parse_size  # noqa: E402
 
@@ -70,9 +71,6 @@ DEFAULT_MODEL_ID = "prolongvid/ProLongVid-7B-hf"
 EXAMPLES_DIR = APP_DIR / "examples"
 # Questions about the bundled world videos that the bundled world model answers correctly (`make_examples.py`).
 EXAMPLES_FILE = EXAMPLES_DIR / "examples.json"
-ERROR_PREFIX = "⚠ "
-# Starts the answer to a turn whose file could not be used, so later text-only questions do not reuse that file.
-FILE_REJECTED = "File not used: "
 DEFAULT_MAX_VIDEO_MINUTES = 180.0
 # The frame strip shows frames at least this large (enlarged for display only; the model sees them as decoded).
 STRIP_FRAME_SIZE = 160
@@ -159,74 +157,6 @@ class WorldExamples:
             weights_sha256=data["weights_sha256"],
             examples=tuple(WorldExample(**example) for example in data["examples"]),
         )
-
-
-# ---------------------------------------------------------------- conversation parsing
-
-
-def _content_items(content) -> Iterator[tuple[str, str]]:
-    """Flatten one chat message's content into ("text", str) / ("file", path) items.
-
-    Accepts both forms gradio hands over: the normalized one from the chatbot
-    (`[{"type": "text", "text": ...}, {"type": "file", "file": {"path": ...}}]`) and the raw one kept in the
-    API's state (`"text"`, `{"path": ...}`, `("path",)`).
-    """
-    if content is None:
-        return
-    if isinstance(content, str):
-        yield "text", content
-    elif isinstance(content, tuple):  # ("path", "alt text")
-        yield "file", str(content[0])
-    elif isinstance(content, list):
-        for item in content:
-            yield from _content_items(item)
-    elif isinstance(content, dict):
-        if content.get("type") == "text" or "text" in content:
-            yield "text", content.get("text") or ""
-        elif isinstance(content.get("file"), dict):
-            yield "file", content["file"]["path"]
-        elif content.get("path"):
-            yield "file", content["path"]
-
-
-def parse_conversation(message: dict | str, history: list[dict]) -> tuple[str, str | None, list[tuple[str, str]]]:
-    """Return `(question, media_path, earlier_turns)` for the model.
-
-    The media is the newest upload in the conversation, so a video stays attached over later questions;
-    `earlier_turns` are the `(question, answer)` pairs asked since it was uploaded, minus turns that failed.
-    """
-    turns: list[dict] = []
-    for entry in history:
-        role = entry.get("role") if isinstance(entry, dict) else getattr(entry, "role", None)
-        content = entry.get("content") if isinstance(entry, dict) else getattr(entry, "content", None)
-        if role == "user" and (not turns or turns[-1]["answer"]):
-            turns.append({"question": "", "files": [], "answer": ""})
-        elif not turns:
-            continue
-        for kind, value in _content_items(content):
-            if role == "user" and kind == "file":
-                turns[-1]["files"].append(value)
-            elif role == "user":
-                turns[-1]["question"] = (turns[-1]["question"] + "\n" + value).strip()
-            elif kind == "text":
-                turns[-1]["answer"] += value
-
-    if isinstance(message, dict):
-        question = (message.get("text") or "").strip()
-        files = [item if isinstance(item, str) else item["path"] for item in message.get("files") or []]
-    else:
-        question, files = (message or "").strip(), []
-    if files:
-        return question, files[-1], []
-    for start in range(len(turns) - 1, -1, -1):
-        if turns[start]["files"] and not turns[start]["answer"].startswith(ERROR_PREFIX + FILE_REJECTED):
-            earlier = [
-                (turn["question"], turn["answer"])
-                for turn in turns[start:]
-                if turn["question"] and turn["answer"] and not turn["answer"].startswith(ERROR_PREFIX)
-            ]
-            return question, turns[start]["files"][-1], earlier
-    return question, None, []
 
 
 def frame_strip(media: Media) -> list[tuple]:
