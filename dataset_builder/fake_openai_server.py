@@ -218,6 +218,7 @@ def _make_handler(server: FakeOpenAIServer):
 
         def _send(self, status: int, payload: bytes | dict, headers: dict | None = None) -> None:
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            self._leave()  # before the reply is out: the client may send its next request the moment it has it
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -295,9 +296,16 @@ def _make_handler(server: FakeOpenAIServer):
             with server.lock:
                 server.in_flight += 1
                 server.max_in_flight = max(server.max_in_flight, server.in_flight)
+            self._counted = True
             try:
                 self._answer(body)
             finally:
+                self._leave()
+
+        def _leave(self) -> None:
+            """End this chat request's count in `in_flight` (once)."""
+            if getattr(self, "_counted", False):
+                self._counted = False
                 with server.lock:
                     server.in_flight -= 1
 
