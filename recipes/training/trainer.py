@@ -179,8 +179,9 @@ class ProLongVidSFTTrainer(SFTTrainer):
         tokens) of each row's mean over its trained tokens, from TRL's fused LM head (per-token log-probabilities)."""
         outputs = model(**inputs, use_cache=False, fused_lm_head=True)
         mask = outputs.label_mask.to(outputs.log_probs.dtype)
-        per_sample = -(outputs.log_probs * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)
-        trained = mask.sum(dim=-1) > 0
+        counts = mask.sum(dim=-1)
+        per_sample = -(outputs.log_probs * mask).sum(dim=-1) / counts.clamp(min=1)
+        trained = counts > 0
         mode = "train" if model.training else "eval"
         if outputs.is_top1 is not None:
             correct = self.accelerator.gather_for_metrics((outputs.is_top1 * mask).sum()).sum()
