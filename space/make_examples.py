@@ -7,8 +7,8 @@ Run after the bundled checkpoint (`modeling_prolongvid/world_model/`) changes; t
     python space/make_examples.py                      # the bundled model (`tiny`)
     python space/make_examples.py --model runs/world/model
 
-The world videos (`world-short.mp4`, `world-medium.mp4`, `world-long.mp4`; 64 x 64 at 1 fps, written by
-`dataset_builder.world.render.write_world_video`) use seeds from `EXAMPLE_SEED` up, beyond the training videos'
+The world videos (`world-short.mp4`, `world-medium.mp4`, `world-long.mp4`; 64 x 64 at 1 fps, yuv420p H.264 so a
+browser plays them, written by `dataset_builder.world.render.write_world_video`) use seeds from `EXAMPLE_SEED` up, beyond the training videos'
 (below `BENCHMARK_SEED_OFFSET`) and the held-out benchmark's. Every multiple-choice question the world supports about
 a video (`dataset_builder.world.questions.multiple_choice`, rendered by `questions.prompt`) is asked through
 `VideoChat.respond` (greedy, the Space's default frame count for the model); at most `--per-video` of those answered
@@ -79,7 +79,7 @@ def write_world_videos(output_dir: Path) -> dict[str, object]:
     for band in WORLD_BANDS:
         timeline = sample_timeline(EXAMPLE_SEED, band)
         name = f"world-{band}.mp4"
-        write_world_video(output_dir / name, timeline)
+        write_world_video(output_dir / name, timeline, pix_fmt="yuv420p")  # H.264 that browsers play
         timelines[name] = timeline
     return timelines
 

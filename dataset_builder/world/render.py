@@ -66,11 +66,14 @@ def render_frame(state: FrameState, size: int = FRAME_SIZE) -> np.ndarray:
     return frame
 
 
-def write_world_video(path: str | Path, timeline: Timeline, fps: int = FPS, size: int = FRAME_SIZE) -> Path:
+def write_world_video(
+    path: str | Path, timeline: Timeline, fps: int = FPS, size: int = FRAME_SIZE, pix_fmt: str = "yuv444p"
+) -> Path:
     """Encode ``timeline`` at ``fps`` (frame ``i`` shows time ``i / fps``) as H.264 ``size x size``; returns the path.
 
     The encoder settings (ultrafast, constant quality 18, a keyframe every 10 s) keep the colours within a few grey
-    levels of the palette and decoding fast.
+    levels of the palette and decoding fast. ``pix_fmt``: full-resolution colour (``yuv444p``, the world's data) by
+    default; browsers play only ``yuv420p`` H.264, so videos shown in a web page (the Space's examples) use that.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +81,7 @@ def write_world_video(path: str | Path, timeline: Timeline, fps: int = FPS, size
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width = stream.height = size
-        stream.pix_fmt = "yuv444p"
+        stream.pix_fmt = pix_fmt
         stream.options = {"preset": "ultrafast", "crf": "18", "g": str(10 * fps)}
         for index in range(num_frames):
             pixels = render_frame(timeline.state_at(index / fps), size)

@@ -99,6 +99,25 @@ def segmentation_report(run_dir: Path) -> dict | None:
     }
 
 
+def perception_report(run_dir: Path) -> dict | None:
+    """The image stage's frame perception (``recipes.world.perception_check``), when the chain measured it."""
+    path = run_dir / "frames_stage" / "perception.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def perception_line(report: dict | None) -> str:
+    """One sentence of the card: what the image stage's checkpoint names correctly in fresh frames."""
+    if not report:
+        return ""
+    accuracy = {field: f"{100 * share:.0f}%" for field, share in report["accuracy"].items()}
+    return (
+        f"After the image stage the model captions {report['frames']} fresh frames (`recipes.world.perception_check`):"
+        f" background {accuracy['background']} (chance 17%), object present or not {accuracy['object']}, and of the"
+        f" {report['object_frames']} objects the colour {accuracy['colour']} (chance 20%) and the shape"
+        f" {accuracy['shape']} (chance 33%)."
+    )
+
+
 def benchmark_videos(run_dir: Path) -> dict[str, int]:
     """Held-out videos per band, from the benchmark's ground truth (``benchmark/timelines.jsonl``)."""
     counts = dict.fromkeys(BANDS, 0)
@@ -293,6 +312,8 @@ def write_card(run_dir: str | Path, minutes: float | None = None, seed: int = 0)
     }
     segmentation = segmentation_report(run_dir)
     stated["segmentation"] = segmentation
+    perception = perception_report(run_dir)
+    stated["perception"] = None if perception is None else {k: v for k, v in perception.items() if k != "examples"}
     comparison = seed_comparison(run_dir, results, seed)
     stated["comparison"] = comparison
     likelihood = read_evaluations(run_dir / "eval", "likelihood")
@@ -336,6 +357,7 @@ A tiny ProLongVid (SigLIP -> MLP projector -> Qwen2 layout, about 0.9 M paramete
 Reproduce: `python -m recipes.world.reproduce --out runs/world` (world -> `dataset_builder annotate` with the world
 captioner -> `build` -> tiny model from scratch -> `accelerate launch` of the image stage on single frames, then the
 video stages 1-3 at 32 / 128 / 192 frames -> evaluation harness).{took} {segmentation_line}
+{perception_line(perception)}
 
 ## Held-out benchmark (`python -m evaluation run --benchmark world`, 4 options, chance 25%)
 

@@ -181,3 +181,42 @@ def test_reproduce_refuses_the_chains_own_seed_among_seeds(tmp_path):
 
     with pytest.raises(SystemExit, match="repeats the chain's own --seed 0"):
         main(["--out", str(tmp_path), "--seeds", "0", "1"])
+
+
+def test_perception_check_scores_each_field_against_the_rendered_truth():
+    from recipes.world.perception_check import check_perception, sample_states
+
+    states = sample_states(60, seed=1)
+    objects = [state.appearance for state in states if state.appearance is not None]
+    replies = iter(
+        # right background; the object named with its colour but the wrong shape; every fifth reply unreadable
+        "so it goes" if index % 5 == 0 else (
+            f"A {state.appearance.colour} {'circle' if state.appearance.shape != 'circle' else 'square'} on "
+            f"{'an' if state.background == 'olive' else 'a'} {state.background} background."
+            if state.appearance else f"An empty {state.background} background."
+        )
+        for index, state in enumerate(states)
+    )  # fmt: skip
+    report = check_perception(lambda frame: next(replies), num_frames=60, seed=1)
+    readable = [state for index, state in enumerate(states) if index % 5]
+    readable_objects = [state for state in readable if state.appearance is not None]
+    assert report["object_frames"] == len(objects) and report["unreadable"] == 12
+    assert report["accuracy"]["background"] == round(len(readable) / 60, 4)
+    assert report["accuracy"]["colour"] == round(len(readable_objects) / len(objects), 4)
+    assert report["accuracy"]["shape"] == 0.0
+
+
+def test_card_states_the_image_stages_perception(tmp_path):
+    (tmp_path / "eval" / "stage3").mkdir(parents=True)
+    (tmp_path / "eval" / "stage3" / "results-world-192f-uniform-k.json").write_text(json.dumps(_result(50, 40, 30)))
+    (tmp_path / "benchmark").mkdir()
+    (tmp_path / "benchmark" / "timelines.jsonl").write_text(json.dumps({"video_id": "world-short-1000000"}) + "\n")
+    (tmp_path / "stage3").mkdir()
+    (tmp_path / "frames_stage").mkdir()
+    report = {"frames": 120, "object_frames": 79, "unreadable": 0, "examples": [],
+              "accuracy": {"background": 1.0, "object": 0.9917, "colour": 0.962, "shape": 0.3418}}  # fmt: skip
+    (tmp_path / "frames_stage" / "perception.json").write_text(json.dumps(report))
+    text = write_card(tmp_path).read_text()
+    assert "background 100% (chance 17%), object present or not 99%" in text
+    assert "of the 79 objects the colour 96% (chance 20%) and the shape 34% (chance 33%)" in text
+    assert json.loads((tmp_path / "model" / "results.json").read_text())["perception"]["accuracy"]["shape"] == 0.3418

@@ -41,6 +41,16 @@ def test_every_band_of_the_world_has_a_video_outside_the_training_and_benchmark_
         assert example["seed"] >= BENCHMARK_SEED_OFFSET and example["seed"] not in benchmark_seeds, example
 
 
+def test_the_example_videos_are_h264_that_browsers_play():
+    import av
+
+    for band in ("short", "medium", "long"):
+        with av.open(str(EXAMPLES_DIR / f"world-{band}.mp4")) as container:
+            stream = container.streams.video[0]
+            # Chrome and Firefox decode H.264 in 4:2:0 only: a 4:4:4 example shows as a blank player in the Space
+            assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ("h264", "yuv420p"), REGENERATE
+
+
 def test_example_answers_are_the_ground_truth_of_their_world_video():
     for example in BUNDLE["examples"]:
         timeline = sample_timeline(example["seed"], example["band"])
