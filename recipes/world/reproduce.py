@@ -217,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def pending(step: str) -> bool:
-        return step in args.force or not done_markers[step].exists()
+        # the perception check measures the image stage: a retrained one is measured again
+        forced = step in args.force or (step == "perception" and "frames_stage" in args.force)
+        return forced or not done_markers[step].exists()
 
     if args.seed in args.seeds:
         raise SystemExit(f"--seeds repeats the chain's own --seed {args.seed}; give the other seeds only.")
