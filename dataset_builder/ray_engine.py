@@ -29,7 +29,6 @@ Example (a local cluster; ``--ray-address auto`` joins a running one)::
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from .frame_models import load_frame_model
 from .local_stage import LocalSettings, frame_features, local_plan, with_semantic_segments
 from .plan import PlanSettings
 from .rate_limit import RemoteRateLimit, global_rate_limit
+from .ray_rows import from_bytes, input_rows, to_bytes, video_item
 from .records import LocalRecord
 from .store import JsonlStore
 from .usage import UsageTracker
@@ -115,36 +115,6 @@ def frame_cache_writer(frame_cache: dict[str, Any] | None, shard_name: str, role
 
         _FRAME_CACHE_WRITERS[name] = FrameCacheWriter(writer_id=name, **frame_cache)
     return _FRAME_CACHE_WRITERS[name]
-
-
-def to_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def from_bytes(data: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(data), allow_pickle=False)
-
-
-def video_item(row: dict[str, Any]) -> VideoItem:
-    return VideoItem(row["video_id"], row["path"], row["source"], row["relative"])
-
-
-def input_rows(items: list[VideoItem], local_records: dict[str, dict], cached_videos: set[str]) -> list[dict]:
-    """The stream's input: each video with its local record of an earlier run (by id; the decode task checks that
-    its key still matches) and whether the frame cache holds it."""
-    return [
-        {
-            "video_id": item.video_id,
-            "path": item.path,
-            "source": item.source,
-            "relative": item.relative,
-            "cached_local": json.dumps(local_records[item.video_id]) if item.video_id in local_records else "",
-            "frame_cached": item.video_id in cached_videos,
-        }
-        for item in items
-    ]
 
 
 def decode_row(

@@ -43,6 +43,7 @@ from dataset_builder.world.timeline import BACKGROUNDS, OBJECT_COLOURS, SHAPES, 
 from .frames import INSTRUCTION
 
 FIELDS = ("background", "object", "colour", "shape")
+OBJECT_FIELDS = ("colour", "shape")  # scored over the frames that hold an object
 OBJECT_SHARE = 0.7
 
 
@@ -103,7 +104,7 @@ def check_perception(
         truth, read = _truth(state), _read(reply)
         unreadable += read is None
         for field in FIELDS:
-            if field in ("colour", "shape") and not truth["object"]:
+            if field in OBJECT_FIELDS and not truth["object"]:
                 continue
             correct[field] += read is not None and read[field] == truth[field]
         if len(examples) < 5:
@@ -112,7 +113,7 @@ def check_perception(
         "frames": num_frames,
         "object_frames": object_frames,
         "accuracy": {
-            field: round(count / max(1, object_frames if field in ("colour", "shape") else num_frames), 4)
+            field: round(count / max(1, object_frames if field in OBJECT_FIELDS else num_frames), 4)
             for field, count in correct.items()
         },
         "unreadable": unreadable,
