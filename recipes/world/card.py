@@ -313,7 +313,10 @@ def write_card(run_dir: str | Path, minutes: float | None = None, seed: int = 0)
     segmentation = segmentation_report(run_dir)
     stated["segmentation"] = segmentation
     perception = perception_report(run_dir)
-    stated["perception"] = None if perception is None else {k: v for k, v in perception.items() if k != "examples"}
+    # the figures only: not the per-frame examples, nor the measured checkpoint's path on the machine that ran it
+    stated["perception"] = (
+        None if perception is None else {k: v for k, v in perception.items() if k not in ("examples", "model")}
+    )
     comparison = seed_comparison(run_dir, results, seed)
     stated["comparison"] = comparison
     likelihood = read_evaluations(run_dir / "eval", "likelihood")

@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--questions-per-type", type=int, default=3, help="QA pairs per task type and request (default: %(default)s)"
     )
     parser.add_argument(
-        "--frames-per-video", type=int, default=4, help="frames per video in the image stage (default: %(default)s)"
+        "--frames-per-video", type=int, default=12, help="frames per video in the image stage (default: %(default)s)"
     )
     parser.add_argument("--processes", type=int, default=2, help="training processes (default: %(default)s)")
     parser.add_argument("--max-steps", type=int, default=None, help="cap every stage's optimizer steps (smoke runs)")
