@@ -20,6 +20,8 @@ import json
 import shutil
 from pathlib import Path
 
+from recipes.training.handoff import STAGE_RECORD, read_stage_record
+
 FAMILIES = ("attribute", "counting", "temporal", "needle", "summary")
 BANDS = ("short", "medium", "long")
 CHECKPOINT_FILES = ("*.safetensors", "*.json", "*.jinja", "*.txt")
@@ -34,6 +36,28 @@ def read_results(run_dir: Path) -> dict[str, dict[int, dict]]:
     if not results:
         raise FileNotFoundError(f"{run_dir}/eval has no results-world-*.json: run the `evaluate` step first.")
     return results
+
+
+def portable_stage_record(record: dict, run_dir: str | Path) -> dict:
+    """``record`` (a checkpoint's stage record) with every ``started_from`` inside ``run_dir`` relative to it, so the
+    shipped record names the run's layout, not the machine it ran on; other paths (a Hub id) stay as they are.
+
+    Example:
+        >>> record = {"stage": "stage2", "history": [{"stage": "stage1", "started_from": "/runs/w/frames_stage"},
+        ...           {"stage": "stage2", "started_from": "/runs/w/stage1"}, {"stage": "x", "started_from": "org/m"}]}
+        >>> [step["started_from"] for step in portable_stage_record(record, "/runs/w")["history"]]
+        ['frames_stage', 'stage1', 'org/m']
+    """
+    root = Path(run_dir).absolute()
+
+    def portable(path: str) -> str:
+        candidate = Path(path)
+        if candidate.is_absolute() and candidate.is_relative_to(root):
+            return candidate.relative_to(root).as_posix()
+        return path
+
+    history = [{**step, "started_from": portable(step["started_from"])} for step in record.get("history", [])]
+    return {**record, "history": history}
 
 
 def _scoring(result: dict) -> str:
@@ -251,7 +275,8 @@ def plot_learning_curve(losses: dict, results: dict, path: Path) -> None:
             offset += points[-1][0]
     left.set_xlabel("optimizer step (stages in sequence)")
     left.set_ylabel("training loss")
-    left.legend()
+    if losses and any(losses.values()):
+        left.legend()
     stages = [s for s in ("stage1", "stage2", "stage3") if s in results]
     for band in ("overall", *BANDS):
         values = []
@@ -300,6 +325,9 @@ def write_card(run_dir: str | Path, minutes: float | None = None, seed: int = 0)
         for file in (run_dir / "stage3").glob(pattern):
             if file.name not in ("trainer_state.json",):
                 shutil.copy2(file, model_dir / file.name)
+    record = read_stage_record(model_dir)
+    if record is not None:
+        (model_dir / STAGE_RECORD).write_text(json.dumps(portable_stage_record(record, run_dir), indent=2) + "\n")
     plot_learning_curve(losses, results, model_dir / "learning_curve.png")
     final = results["stage3"][192]
     stated = {

@@ -29,6 +29,7 @@ checkpoint was trained with.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -47,6 +48,7 @@ STEPS = (
     "videos", "benchmark", "annotate", "build", "init", "frames", "frames_stage", "perception", "stage1", "stage2",
     "stage3", "evaluate", "card",
 )  # fmt: skip
+STEP_TIMES = "step_seconds.json"  # in OUT/logs: {step: seconds of its last run}
 # (checkpoint, frame counts, scoring) evaluated on the held-out benchmark: generated replies (the harness's default)
 # and option likelihood (`--scoring likelihood`).
 EVALUATIONS = (
@@ -92,6 +94,37 @@ def captioner_server(log: Path):
         finally:
             process.stdin.close()
             process.wait(timeout=30)
+
+
+def record_step_time(out: Path, step: str, seconds: float) -> None:
+    """Keep `seconds` as the time of `step`'s last run (`OUT/logs/step_seconds.json`)."""
+    path = out / "logs" / STEP_TIMES
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**times, step: round(seconds, 1)}, indent=2) + "\n")
+
+
+def chain_minutes(out: Path) -> float | None:
+    """The chain's time: the sum of its steps' own times, each step's last run (`OUT/logs/step_seconds.json`), when
+    every step before the card has one -- a chain resumed over several invocations is timed as one that ran at once;
+    the Table 4 runs (`mixed`, `seeds`) are extra, not the chain.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> (out / "logs").mkdir()
+        >>> for step in STEPS[:-1]:
+        ...     record_step_time(out, step, 60.0)
+        >>> chain_minutes(out)
+        12.0
+        >>> record_step_time(out, "mixed", 600.0)
+        >>> chain_minutes(out)
+        12.0
+    """
+    path = out / "logs" / STEP_TIMES
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    if any(step not in times for step in STEPS[:-1]):
+        return None
+    return sum(times[step] for step in STEPS[:-1]) / 60
 
 
 def train_command(
@@ -227,12 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     extra = [*(["mixed"] if args.mixed or args.seeds else []), *(["seeds"] if args.seeds else [])]
     steps = [*STEPS[:-1], *extra, STEPS[-1]]
-    resumed = False  # the card states the chain's time only when this invocation ran every step
-    chain_seconds = 0.0  # the chain's own steps: the Table 4 runs (mixed, seeds) are extra, not the chain
+    chain_seconds = 0.0  # this invocation's chain steps: the Table 4 runs (mixed, seeds) are extra, not the chain
     for step in steps:
-        step_started = time.time()
-        if not pending(step):
-            resumed = True
+        step_started, ran = time.time(), pending(step)
+        if not ran:
             print(f"[{step}] already done ({done_markers[step]})")
         elif step == "videos":
             run([python, "-m", "dataset_builder.world", "videos", "--out", str(out / "videos"),
@@ -285,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         elif step == "card":
             from recipes.world.card import write_card
 
-            print(write_card(out, minutes=None if resumed else chain_seconds / 60, seed=args.seed))
+            print(write_card(out, minutes=chain_minutes(out), seed=args.seed))
+        if ran and step in STEPS[:-1]:
+            record_step_time(out, step, time.time() - step_started)
         if step in STEPS:
             chain_seconds += time.time() - step_started
         if step == args.until:

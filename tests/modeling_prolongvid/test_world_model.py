@@ -49,6 +49,17 @@ def test_load_model_tiny_loads_the_bundled_files_offline_without_building(monkey
     assert vocabulary.items() <= processor.tokenizer.get_vocab().items()
 
 
+def test_the_shipped_records_name_no_path_of_the_machine_that_trained_them():
+    """results.json and the stage record travel with the kit: what they name is relative to the run's layout."""
+    record = json.loads((WORLD_MODEL / "prolongvid_stage.json").read_text())
+    assert [step["stage"] for step in record["history"]] == ["world_init", "image_sft", "stage1", "stage2", "stage3"]
+    for step in record["history"]:
+        assert not Path(step["started_from"]).is_absolute(), step
+    for name in ("results.json", "prolongvid_stage.json"):
+        text = (WORLD_MODEL / name).read_text()
+        assert "/work/" not in text and "/tmp/" not in text and "/home/" not in text, name
+
+
 def score_world_model(tmp_path: Path, videos_per_band: dict[str, int], scoring: str = "generate") -> dict:
     """The harness's metrics (by `scoring`) for the shipped checkpoint on a freshly written benchmark of
     `videos_per_band`."""

@@ -81,6 +81,20 @@ def test_frame_rows_and_one_frame_clips(tmp_path):
     assert np.abs(decoded[0].astype(int) - frames[2].astype(int)).max() <= 3  # lossless 4:4:4 up to YUV rounding
 
 
+def test_the_mixed_baseline_lists_each_split_as_often_as_its_stage_trains_on_it():
+    """Table 4 at equal compute: the mixed run sees every stage's rows as many times (epochs) and at the same frames."""
+    import yaml
+
+    from recipes.world.reproduce import RECIPES
+
+    mixed = yaml.safe_load((RECIPES / "mixed.yaml").read_text())
+    assert mixed["num_train_epochs"] == 1
+    for stage in ("stage1", "stage2", "stage3"):
+        config = yaml.safe_load((RECIPES / f"{stage}.yaml").read_text())
+        assert mixed["dataset_configs"].count(config["dataset_config"]) == config["num_train_epochs"], stage
+        assert f"{config['dataset_config']}={config['num_frames']}" in mixed["subset_num_frames"], stage
+
+
 def _result(accuracy, long_accuracy, needle):
     return {
         "metrics": {
@@ -112,6 +126,9 @@ def test_card_states_the_evaluated_figures(tmp_path):
     (tmp_path / "stage3").mkdir()
     (tmp_path / "stage3" / "model.safetensors").write_bytes(b"weights")
     (tmp_path / "stage3" / "trainer_state.json").write_text(json.dumps({"log_history": [{"step": 10, "loss": 2.0}]}))
+    history = [{"stage": "world_init", "started_from": str(tmp_path / "dataset")},
+               {"stage": "stage3", "started_from": str(tmp_path / "stage2"), "num_frames": 192}]  # fmt: skip
+    (tmp_path / "stage3" / "prolongvid_stage.json").write_text(json.dumps({"stage": "stage3", "history": history}))
     card = write_card(tmp_path)
     text = card.read_text()
     assert "**85.5%**" in text and "| stage3 | 256 | 83.0 |" in text and "30.0% vs 77.0%" in text
@@ -126,6 +143,11 @@ def test_card_states_the_evaluated_figures(tmp_path):
     assert "The whole chain took 32 minutes." in write_card(tmp_path, minutes=32.4).read_text()
     assert "The whole chain took 32 minutes." in write_card(tmp_path).read_text()
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == b"weights"
+    # the shipped stage record names the run's layout, not this machine's paths
+    shipped = json.loads((tmp_path / "model" / "prolongvid_stage.json").read_text())
+    assert shipped["history"] == [{"stage": "world_init", "started_from": "dataset"},
+                                  {"stage": "stage3", "started_from": "stage2", "num_frames": 192}]  # fmt: skip
+    assert str(tmp_path) not in (tmp_path / "model" / "prolongvid_stage.json").read_text()
     assert (tmp_path / "model" / "learning_curve.png").stat().st_size > 1000
 
 
