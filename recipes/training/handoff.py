@@ -48,6 +48,28 @@ def write_stage_record(output_dir: str | Path, stage: str, started_from: str, **
     return path
 
 
+def portable_stage_record(record: dict, run_dir: str | Path) -> dict:
+    """``record`` (a checkpoint's stage record) with every ``started_from`` inside ``run_dir`` relative to it, so the
+    shipped record names the run's layout, not the machine it ran on; other paths (a Hub id) stay as they are.
+
+    Example:
+        >>> record = {"stage": "stage2", "history": [{"stage": "stage1", "started_from": "/runs/w/frames_stage"},
+        ...           {"stage": "stage2", "started_from": "/runs/w/stage1"}, {"stage": "x", "started_from": "org/m"}]}
+        >>> [step["started_from"] for step in portable_stage_record(record, "/runs/w")["history"]]
+        ['frames_stage', 'stage1', 'org/m']
+    """
+    root = Path(run_dir).absolute()
+
+    def portable(path: str) -> str:
+        candidate = Path(path)
+        if candidate.is_absolute() and candidate.is_relative_to(root):
+            return candidate.relative_to(root).as_posix()
+        return path
+
+    history = [{**step, "started_from": portable(step["started_from"])} for step in record.get("history", [])]
+    return {**record, "history": history}
+
+
 def checkpoint_kind(path: str | Path) -> str:
     """ "prolongvid" for a ProLongVid checkpoint, "llm" for a causal language model; raises for anything else."""
     from transformers import AutoConfig

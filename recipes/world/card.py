@@ -20,7 +20,7 @@ import json
 import shutil
 from pathlib import Path
 
-from recipes.training.handoff import STAGE_RECORD, read_stage_record
+from recipes.training.handoff import STAGE_RECORD, portable_stage_record, read_stage_record
 
 FAMILIES = ("attribute", "counting", "temporal", "needle", "summary")
 BANDS = ("short", "medium", "long")
@@ -36,28 +36,6 @@ def read_results(run_dir: Path) -> dict[str, dict[int, dict]]:
     if not results:
         raise FileNotFoundError(f"{run_dir}/eval has no results-world-*.json: run the `evaluate` step first.")
     return results
-
-
-def portable_stage_record(record: dict, run_dir: str | Path) -> dict:
-    """``record`` (a checkpoint's stage record) with every ``started_from`` inside ``run_dir`` relative to it, so the
-    shipped record names the run's layout, not the machine it ran on; other paths (a Hub id) stay as they are.
-
-    Example:
-        >>> record = {"stage": "stage2", "history": [{"stage": "stage1", "started_from": "/runs/w/frames_stage"},
-        ...           {"stage": "stage2", "started_from": "/runs/w/stage1"}, {"stage": "x", "started_from": "org/m"}]}
-        >>> [step["started_from"] for step in portable_stage_record(record, "/runs/w")["history"]]
-        ['frames_stage', 'stage1', 'org/m']
-    """
-    root = Path(run_dir).absolute()
-
-    def portable(path: str) -> str:
-        candidate = Path(path)
-        if candidate.is_absolute() and candidate.is_relative_to(root):
-            return candidate.relative_to(root).as_posix()
-        return path
-
-    history = [{**step, "started_from": portable(step["started_from"])} for step in record.get("history", [])]
-    return {**record, "history": history}
 
 
 def _scoring(result: dict) -> str:
