@@ -96,11 +96,16 @@ def captioner_server(log: Path):
             process.wait(timeout=30)
 
 
+def step_times(out: Path) -> dict[str, float]:
+    """``{step: seconds of its last run}`` recorded under `out` (empty before any step ran)."""
+    path = out / "logs" / STEP_TIMES
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def record_step_time(out: Path, step: str, seconds: float) -> None:
     """Keep `seconds` as the time of `step`'s last run (`OUT/logs/step_seconds.json`)."""
-    path = out / "logs" / STEP_TIMES
-    times = json.loads(path.read_text()) if path.is_file() else {}
-    path.write_text(json.dumps({**times, step: round(seconds, 1)}, indent=2) + "\n")
+    times = {**step_times(out), step: round(seconds, 1)}
+    (out / "logs" / STEP_TIMES).write_text(json.dumps(times, indent=2) + "\n")
 
 
 def chain_minutes(out: Path) -> float | None:
@@ -120,8 +125,7 @@ def chain_minutes(out: Path) -> float | None:
         >>> chain_minutes(out)
         12.0
     """
-    path = out / "logs" / STEP_TIMES
-    times = json.loads(path.read_text()) if path.is_file() else {}
+    times = step_times(out)
     if any(step not in times for step in STEPS[:-1]):
         return None
     return sum(times[step] for step in STEPS[:-1]) / 60
