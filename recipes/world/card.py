@@ -253,7 +253,7 @@ def plot_learning_curve(losses: dict, results: dict, path: Path) -> None:
             offset += points[-1][0]
     left.set_xlabel("optimizer step (stages in sequence)")
     left.set_ylabel("training loss")
-    if losses and any(losses.values()):
+    if any(losses.values()):
         left.legend()
     stages = [s for s in ("stage1", "stage2", "stage3") if s in results]
     for band in ("overall", *BANDS):
@@ -301,10 +301,10 @@ def write_card(run_dir: str | Path, minutes: float | None = None, seed: int = 0)
     model_dir.mkdir(parents=True, exist_ok=True)
     for pattern in CHECKPOINT_FILES:
         for file in (run_dir / "stage3").glob(pattern):
-            if file.name not in ("trainer_state.json",):
+            if file.name not in ("trainer_state.json", STAGE_RECORD):
                 shutil.copy2(file, model_dir / file.name)
-    record = read_stage_record(model_dir)
-    if record is not None:
+    record = read_stage_record(run_dir / "stage3")
+    if record is not None:  # written with run-relative paths instead of copied
         (model_dir / STAGE_RECORD).write_text(json.dumps(portable_stage_record(record, run_dir), indent=2) + "\n")
     plot_learning_curve(losses, results, model_dir / "learning_curve.png")
     final = results["stage3"][192]
