@@ -9,7 +9,8 @@ reads it as ``--benchmark world``:
 
 Benchmark videos use seeds from :data:`BENCHMARK_SEED_OFFSET` up; training videos (:func:`write_videos`) use seeds
 below it, so the two never share a video. Each video contributes at most ``questions_per_family`` questions of every
-family it supports (the ``needle`` family exists in long videos only); chance is 25%.
+family it supports; the ``needle`` family is asked about long videos only (:data:`NEEDLE_BANDS`: medium videos hold
+a flash too, for training, but a needle in a haystack is a long video's); chance is 25%.
 
 Example:
     >>> import tempfile
@@ -35,6 +36,7 @@ from .timeline import BANDS, Timeline, sample_timeline
 
 BENCHMARK_SEED_OFFSET = 1_000_000
 DEFAULT_VIDEOS_PER_BAND = {"short": 40, "medium": 30, "long": 30}
+NEEDLE_BANDS = ("long",)
 
 
 def video_id(timeline: Timeline) -> str:
@@ -77,6 +79,8 @@ def benchmark_rows(timelines: list[Timeline], questions_per_family: int = 1, see
         rng = np.random.default_rng([seed, timeline.seed])
         questions = multiple_choice(timeline, seed=seed)
         for family in FAMILIES:
+            if family == "needle" and timeline.band not in NEEDLE_BANDS:
+                continue
             candidates = [q for q in questions if q.family == family]
             picked = rng.choice(len(candidates), size=min(questions_per_family, len(candidates)), replace=False)
             for number, index in enumerate(sorted(picked)):

@@ -12,7 +12,7 @@ stay.
 * ``video_caption``: the ``[Xs - Ys] caption`` blocks are parsed, merged (:func:`~.language.merge_timelines`) and the
   whole video described.
 * ``qa_global`` / ``qa_single_segment`` / ``qa_multi_segment``: the descriptions are parsed into a timeline and the
-  prompt's task types get exactly the number of pairs it asks for, drawn from :func:`~.questions.multiple_choice`
+  prompt's task types get exactly the number of pairs it asks for, the question families in turn, drawn from :func:`~.questions.multiple_choice`
   (question = the rendered multiple-choice prompt) and :func:`~.questions.open_questions`: ``summarization`` <- the
   summary family, ``general_qa`` <- attribute, counting and needle (single segment: only those about what the part
   shows, plus the background at a moment of it), ``temporal`` <- temporal (a window of segments that is not the whole
@@ -138,16 +138,17 @@ def _merged(text: str) -> Timeline:
     return merge_timelines([parse_description(caption) for _, _, caption in blocks])
 
 
-def _pool(timeline: Timeline, task_type: str, seed: int) -> list[tuple[str, str]]:
-    """Every ``(question, answer)`` of ``task_type`` the timeline supports, MC questions shuffled by ``seed``."""
+def _pool(timeline: Timeline, task_type: str, seed: int) -> list[tuple[str, str, str]]:
+    """Every ``(family, question, answer)`` of ``task_type`` the timeline supports, MC questions shuffled by
+    ``seed``."""
     pairs = [
-        (questions.prompt(q.question, q.options), questions.mc_answer(q))
+        (q.family, questions.prompt(q.question, q.options), questions.mc_answer(q))
         for q in questions.multiple_choice(timeline, seed=seed)
         if q.family in FAMILIES[task_type]
     ]
-    pairs += [(q, a) for kind, q, a in questions.open_questions(timeline) if kind == task_type]
+    pairs += [(q.family, q.question, q.answer) for q in questions.open_questions(timeline) if q.task_type == task_type]
     if task_type == "creative_writing":
-        pairs += _creative(timeline)
+        pairs += [("creative", question, answer) for question, answer in _creative(timeline)]
     return pairs
 
 
@@ -167,46 +168,57 @@ def _creative(timeline: Timeline) -> list[tuple[str, str]]:
     ]
 
 
-def _segment_pool(timeline: Timeline, part: Timeline, seed: int) -> list[tuple[str, str]]:
+def _segment_pool(timeline: Timeline, part: Timeline, seed: int) -> list[tuple[str, str, str]]:
     """general_qa about what ``part`` (one segment) shows, asked with the whole video's facts (``timeline``)."""
     words = {a.name for a in part.appearances} | {a.colour for a in part.appearances}
     words |= {a.shape for a in part.appearances} | ({"flash"} if part.flashes else set())
-    local = [(q, a) for q, a in _pool(timeline, "general_qa", seed) if any(w in q.split("\n")[0] for w in words)]
+    local = [item for item in _pool(timeline, "general_qa", seed) if any(w in item[1].split("\n")[0] for w in words)]
     for scene in part.scenes:
         moment = round((scene.start + scene.end) / 2)
-        local.append((f"What colour is the background {moment} seconds into the video?", f"{scene.background}."))
+        local.append(("attribute", f"What colour is the background {moment} seconds into the video?",
+                      f"{scene.background}."))  # fmt: skip
     return local
 
 
-def _window_pool(window: Timeline, whole_video: bool, seed: int) -> list[tuple[str, str]]:
+def _window_pool(window: Timeline, whole_video: bool, seed: int) -> list[tuple[str, str, str]]:
     """temporal QA over consecutive segments: all of the family when they are the whole video, else what a window
     can tell (what comes right after what), plus how long its objects stay and when its background changes."""
     pairs = _pool(window, "temporal", seed)
     if not whole_video:
-        pairs = [(q, a) for q, a in pairs if "right after" in q.split("\n")[0]]
+        pairs = [item for item in pairs if "right after" in item[1].split("\n")[0]]
     for appearance in window.appearances:
-        pairs.append((f"How long does the {appearance.name} stay on screen?",
+        pairs.append(("temporal", f"How long does the {appearance.name} stay on screen?",
                       f"About {round(appearance.end - appearance.start)} seconds, from {round(appearance.start)}s "
                       f"to {round(appearance.end)}s."))  # fmt: skip
     for before, after in zip(window.scenes, window.scenes[1:]):
-        pairs.append((f"When does the background change from {before.background} to {after.background}?",
+        pairs.append(("temporal", f"When does the background change from {before.background} to {after.background}?",
                       f"At {round(after.start)}s."))  # fmt: skip
     return pairs
 
 
 def _pick(pool_for_seed, count: int, rng: random.Random) -> list[tuple[str, str]]:
-    """``count`` pairs: every question stem once (in random order) before any stem again with its options reshuffled
-    (successive MC seeds), and repeats only when the pools hold fewer pairs than that."""
+    """``count`` ``(question, answer)`` pairs from ``(family, question, answer)`` pools: the families in turn (a
+    request for 3 general_qa pairs of a long video asks one attribute, one counting and one needle question, however
+    many attribute questions the video supports), every question stem once (in random order within its family) before
+    any stem again with its options reshuffled (successive MC seeds), and repeats only when the pools hold fewer pairs
+    than that."""
     variants: dict[str, dict[str, str]] = {}  # stem -> {question: answer}
+    families: dict[str, list[str]] = {}  # family -> its stems
     for seed in range(8):
-        for question, answer in pool_for_seed(seed):
-            variants.setdefault(question.split("\n")[0], {}).setdefault(question, answer)
+        for family, question, answer in pool_for_seed(seed):
+            stem = question.split("\n")[0]
+            if stem not in variants:
+                families.setdefault(family, []).append(stem)
+            variants.setdefault(stem, {}).setdefault(question, answer)
         if sum(len(v) for v in variants.values()) >= count:
             break
     if not variants:
         raise ValueError("The description supports no question of the task type asked for.")
-    stems = list(variants)
-    rng.shuffle(stems)
+    groups = [sorted(stems) for _, stems in sorted(families.items())]
+    for group in groups:
+        rng.shuffle(group)
+    rng.shuffle(groups)
+    stems = [group[k] for k in range(max(map(len, groups))) for group in groups if k < len(group)]
     rounds = max(len(v) for v in variants.values())
     pairs = [list(variants[stem].items())[k] for k in range(rounds) for stem in stems if k < len(variants[stem])]
     return [pairs[i % len(pairs)] for i in range(count)]

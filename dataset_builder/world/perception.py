@@ -44,7 +44,7 @@ from .timeline import BACKGROUNDS, OBJECT_COLOURS, SHAPES
 
 FLASH_FRACTION = 0.9  # share of object-coloured pixels that makes a flash
 CORE_DISTANCE = 60.0  # RGB distance within which a pixel votes for an object colour
-MIN_OBJECT_SHARE = 0.25  # of the smallest shape's area (the triangle): less coverage is no object
+MIN_OBJECT_SHARE = 0.25  # of the smallest shape's area: less coverage is no object
 SUPERSAMPLE = 4
 ANALYSIS_SIZE = 64  # larger frames are read at this size
 
@@ -83,6 +83,12 @@ def _template(shape: str, size: int, centre_x: float) -> np.ndarray:
     fine = size * SUPERSAMPLE
     mask = shape_mask(shape, fine, centre_x * SUPERSAMPLE, OBJECT_RADIUS * fine)
     return mask.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3))
+
+
+@functools.lru_cache(maxsize=64)
+def _smallest_area(size: int) -> float:
+    """Pixels covered by the world's smallest shape in a ``size``-pixel frame."""
+    return min(float(_template(shape, size, size / 2).sum()) for shape in SHAPES)
 
 
 def _working_pixels(frame: np.ndarray) -> np.ndarray:
@@ -130,8 +136,7 @@ def perceive(frame: np.ndarray) -> Observation:
     alpha = np.clip(alpha, 0.0, 1.0)
     alpha[:quarter] = alpha[size - quarter :] = 0.0  # objects stay in the middle half of the height
     area = float(alpha.sum())
-    smallest = 0.5 * (2 * OBJECT_RADIUS * size) * (2.3 * OBJECT_RADIUS * size)  # the triangle
-    if area < MIN_OBJECT_SHARE * smallest:
+    if area < MIN_OBJECT_SHARE * _smallest_area(size):
         return Observation(_BACKGROUND_NAMES[background])
 
     centre_x = float((alpha.sum(axis=0) * (np.arange(size) + 0.5)).sum() / area)

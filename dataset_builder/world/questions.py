@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -189,23 +190,37 @@ def summary(timeline: Timeline) -> str:
     return " ".join(parts)
 
 
-def open_questions(timeline: Timeline) -> list[tuple[str, str, str]]:
-    """Free-form ``(task type, question, answer)`` pairs; task types are the dataset's (``summarization``,
-    ``general_qa``, ``temporal``, ``creative_writing``)."""
+class OpenQuestion(NamedTuple):
+    """A free-form question: its dataset task type, the fact family it asks about (one of :data:`FAMILIES`, or
+    ``"creative"``), the question and its answer."""
+
+    task_type: str
+    family: str
+    question: str
+    answer: str
+
+
+def open_questions(timeline: Timeline) -> list[OpenQuestion]:
+    """Free-form questions; task types are the dataset's (``summarization``, ``general_qa``, ``temporal``,
+    ``creative_writing``)."""
     pairs = [
-        ("summarization", "Summarize what happens in this video.", summary(timeline)),
-        ("general_qa", "How many scenes does the video have?", f"{len(timeline.scenes)}."),
-        ("general_qa", "How many objects appear in the video?", f"{len(timeline.appearances)}."),
+        OpenQuestion("summarization", "summary", "Summarize what happens in this video.", summary(timeline)),
+        OpenQuestion("general_qa", "counting", "How many scenes does the video have?", f"{len(timeline.scenes)}."),
+        OpenQuestion(
+            "general_qa", "counting", "How many objects appear in the video?", f"{len(timeline.appearances)}."
+        ),
     ]
     names = [a.name for a in timeline.appearances]
-    pairs.append(("temporal", "In which order do the objects appear?", f"{_sequence(names).capitalize()}."))
+    pairs.append(OpenQuestion("temporal", "temporal", "In which order do the objects appear?",
+                              f"{_sequence(names).capitalize()}."))  # fmt: skip
     for appearance in timeline.appearances:
         background = timeline.scene_of(appearance).background
-        pairs.append(
-            ("general_qa", f"What colour is the background when the {appearance.name} appears?", f"{background}.")
-        )
+        pairs.append(OpenQuestion("general_qa", "attribute",
+                                  f"What colour is the background when the {appearance.name} appears?",
+                                  f"{background}."))  # fmt: skip
     for flash in timeline.flashes:
-        pairs.append(("general_qa", "Does the screen ever flash? In which colour?", f"Yes, {flash.colour}."))
+        pairs.append(OpenQuestion("general_qa", "needle", "Does the screen ever flash? In which colour?",
+                                  f"Yes, {flash.colour}."))  # fmt: skip
     title = f"The {names[0]} in the {timeline.scenes[0].background} world" if names else "A quiet world"
-    pairs.append(("creative_writing", "Suggest a title for this video.", title))
+    pairs.append(OpenQuestion("creative_writing", "creative", "Suggest a title for this video.", title))
     return pairs

@@ -3,9 +3,11 @@
 A video of ``duration`` seconds is cut into consecutive **scenes**, each with a named background colour (no two
 neighbours alike). **Appearances** are objects of a named shape and colour that enter a scene, move across it and
 leave; at most one is on screen at a time, each stays inside one scene and no (shape, colour) pair repeats within a
-video, so "the red circle" names one event. Long videos (the paper's third duration band, 5-20 minutes) hold one
-**flash**: the whole frame lights up in one colour for a few seconds -- the needle of a needle-in-a-haystack question.
-Its length is ``1.5 * duration / 192`` s, so 192 evenly sampled frames always see it and 32 frames mostly miss it.
+video, so "the red circle" names one event. Medium and long videos (2-20 minutes) hold one **flash**: the whole
+frame lights up in one colour for a few seconds -- in a long video (the paper's third duration band, 5-20 minutes)
+the needle of a needle-in-a-haystack question; in a medium one the same skill at a shorter length, for training (the
+benchmark asks the needle family about long videos only). Its length is ``1.5 * duration / 192`` s and at least 2 s,
+so 192 evenly sampled frames always see it and 32 frames mostly miss it.
 
 Everything is deterministic from ``(seed, duration)``; :func:`sample_timeline` draws a duration from a band too.
 
@@ -52,6 +54,8 @@ BANDS = {"short": (10.0, 120.0), "medium": (120.0, 300.0), "long": (300.0, 1190.
 SCENES_PER_BAND = {"short": (1, 3), "medium": (2, 4), "long": (3, 5)}
 APPEARANCES_PER_BAND = {"short": (1, 3), "medium": (2, 4), "long": (2, 5)}
 FLASH_FRAMES = 192  # the frame budget that always sees the flash
+FLASH_BANDS = ("medium", "long")  # the bands whose videos hold a flash
+MIN_FLASH_SECONDS = 2.0  # at 1 fps a flash spans at least two rendered frames
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,9 @@ def band_of(duration: float) -> str:
 
 
 def flash_seconds(duration: float) -> float:
-    """Length of a long video's flash: 1.5 sampling intervals of :data:`FLASH_FRAMES` evenly spaced frames."""
-    return 1.5 * duration / FLASH_FRAMES
+    """Length of a video's flash: 1.5 sampling intervals of :data:`FLASH_FRAMES` evenly spaced frames, at least
+    :data:`MIN_FLASH_SECONDS`."""
+    return max(MIN_FLASH_SECONDS, 1.5 * duration / FLASH_FRAMES)
 
 
 def _scene_cuts(rng: np.random.Generator, duration: float, count: int) -> list[float]:
@@ -163,7 +168,7 @@ def build_timeline(seed: int, duration: float) -> Timeline:
 
     flashes: tuple[Flash, ...] = ()
     busy: list[tuple[float, float]] = []
-    if band == "long":
+    if band in FLASH_BANDS:
         length = flash_seconds(duration)
         start = float(rng.uniform(0.1 * duration, 0.9 * duration - length))
         flashes = (Flash(start, start + length, list(FLASH_COLOURS)[int(rng.integers(len(FLASH_COLOURS)))]),)

@@ -7,7 +7,8 @@ python -m recipes.world.frames --dataset runs/world/dataset --out runs/world/fra
 ```
 
 For every video of the built dataset's stage splits, `--per-video` of its cached 1 fps frames (the annotator's frame
-cache, evenly spread) become one-frame MP4 clips (`OUT/clips/`) with the caption the frame captioner gives them
+cache, evenly spread), plus its brief events (`brief_event_frames`: frames unlike the seconds before and after them,
+such as the world's flashes, which evenly spread frames almost never catch) become one-frame MP4 clips (`OUT/clips/`) with the caption the frame captioner gives them
 (default: the world's, `dataset_builder.world.perception:WorldFrameCaptioner`; any `MODULE:ATTRIBUTE` or Florence-2
 id works). The rows (`OUT/frames/train-*.parquet`) follow the training-row contract, so the video recipes train on them
 at `num_frames: 1` (`recipes/world/frames.yaml`).
@@ -33,11 +34,39 @@ INSTRUCTION = "Describe the frame."
 DEFAULT_CAPTIONER = "dataset_builder.world.perception:WorldFrameCaptioner"
 
 
+def brief_event_frames(frames: np.ndarray, window: int = 12, threshold: float = 30.0, limit: int = 2) -> list[int]:
+    """Indices of up to `limit` frames of `frames (T, H, W, 3)` that are unlike both the `window` frames before them and
+    the `window` frames after them: the mean absolute difference (grey levels) of a coarse 8 x 8 view of the frame from
+    the per-pixel median of either side exceeds `threshold`. A scene cut is unlike one side only and a moving object
+    changes a few pixels, so what remains are brief events (the world's flashes), most unlike first.
+
+    Example:
+        >>> import numpy as np
+        >>> frames = np.zeros((40, 16, 16, 3), np.uint8)
+        >>> frames[20:] = 60                # a scene cut at frame 20
+        >>> frames[30:32] = 250             # a 2-frame flash
+        >>> sorted(brief_event_frames(frames))
+        [30, 31]
+    """
+    step_y, step_x = max(1, frames.shape[1] // 8), max(1, frames.shape[2] // 8)
+    coarse = frames[:, ::step_y, ::step_x].astype(np.float32)
+    unlike = []
+    for index in range(1, len(coarse) - 1):
+        before = np.median(coarse[max(0, index - window) : index], axis=0)
+        after = np.median(coarse[index + 1 : index + 1 + window], axis=0)
+        distance = min(np.abs(coarse[index] - before).mean(), np.abs(coarse[index] - after).mean())
+        if distance > threshold:
+            unlike.append((distance, index))
+    return [index for _, index in sorted(unlike, reverse=True)[:limit]]
+
+
 def frame_rows(
-    video_id: str, frames: np.ndarray, times: np.ndarray, captions: list[str], per_video: int
+    video_id: str, frames: np.ndarray, times: np.ndarray, captions: list[str], per_video: int, extra=()
 ) -> list[dict]:
-    """Rows for `per_video` evenly spread frames of `frames (T, H, W, 3)` at `times (T,)` with their `captions`."""
-    picked = np.unique(np.linspace(0, len(frames) - 1, min(per_video, len(frames))).round().astype(int))
+    """Rows for `per_video` evenly spread frames of `frames (T, H, W, 3)` at `times (T,)`, and the frames at indices
+    `extra`, with their `captions`."""
+    spread = np.linspace(0, len(frames) - 1, min(per_video, len(frames))).round().astype(int)
+    picked = np.unique(np.concatenate([spread, np.asarray(list(extra), dtype=int)]))
     rows = []
     for index in picked:
         clip_id = f"{video_id}@{times[index]:.0f}s"
@@ -96,7 +125,7 @@ def build_frames_config(dataset_dir: str | Path, out: str | Path, captioner, per
         frames, times = frames[order], times[order]
         keep = np.concatenate([[True], np.diff(times) > 0.5])  # the 1 fps frames, not the stage frames between them
         frames, times = frames[keep], times[keep]
-        picked_rows = frame_rows(video_id, frames, times, [""] * len(frames), per_video)
+        picked_rows = frame_rows(video_id, frames, times, [""] * len(frames), per_video, brief_event_frames(frames))
         captions = captioner.caption(np.stack([frames[row["frame"]] for row in picked_rows]))
         for row, caption in zip(picked_rows, captions):
             row["messages"][1]["content"][0]["text"] = caption

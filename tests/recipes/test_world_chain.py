@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recipes.world.card import write_card
-from recipes.world.frames import frame_rows, write_clip
+from recipes.world.frames import brief_event_frames, frame_rows, write_clip
 from recipes.world.init import InitConfig, build_world_checkpoint, dataset_texts, load_init_config
 
 
@@ -79,6 +79,22 @@ def test_frame_rows_and_one_frame_clips(tmp_path):
     write_clip(tmp_path / rows[1]["video"], frames[2])
     decoded, _ = load_video(tmp_path / rows[1]["video"], num_frames=1)
     assert np.abs(decoded[0].astype(int) - frames[2].astype(int)).max() <= 3  # lossless 4:4:4 up to YUV rounding
+
+
+def test_brief_events_are_the_flashes_not_scene_cuts_or_objects():
+    """The image stage adds each video's brief events to its evenly spread frames: in rendered world videos they are
+    the flash's frames (from the ground truth), never a frame without one."""
+    from dataset_builder.world.render import render_frame
+    from dataset_builder.world.timeline import sample_timeline
+
+    for band, seed in (("long", 0), ("long", 1), ("medium", 2)):
+        timeline = sample_timeline(seed, band)
+        frames = np.stack([render_frame(timeline.state_at(float(t))) for t in range(round(timeline.duration))])
+        (flash,) = timeline.flashes
+        picked = brief_event_frames(frames)
+        assert len(picked) == 2 and all(flash.start <= t < flash.end for t in picked), (band, seed, picked)
+    rows = frame_rows("v", frames, np.arange(len(frames), dtype=float), [""] * len(frames), 3, picked)
+    assert sorted(row["frame"] for row in rows) == sorted({0, round((len(frames) - 1) / 2), len(frames) - 1, *picked})
 
 
 def test_the_mixed_baseline_lists_each_split_as_often_as_its_stage_trains_on_it():

@@ -39,7 +39,7 @@ def test_protocols_and_one_space():
 def test_scene_changes_are_recovered_and_objects_and_flashes_do_not_cut(tmp_path):
     specs = ((1, 95.0), (2, 150.0), (7, 250.0), (3, 330.0), (8, 70.0))
     timelines = [build_timeline(seed, duration) for seed, duration in specs]
-    assert sum(len(t.appearances) for t in timelines) == 13  # 26 entries and leavings that must not cut
+    assert sum(len(t.appearances) for t in timelines) == 11  # 22 entries and leavings that must not cut
     assert any(t.flashes for t in timelines) and any(len(t.scenes) == 1 for t in timelines)
     precision, recall, predicted, cuts = recover(timelines, tmp_path)
     assert (precision, recall) == (1.0, 1.0), (predicted, cuts)

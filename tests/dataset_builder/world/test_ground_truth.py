@@ -56,7 +56,7 @@ def test_timelines_keep_their_invariants(band):
             assert len(inside) == 1, "an appearance stays inside one scene"
             for flash in timeline.flashes:
                 assert appearance.end <= flash.start or flash.end <= appearance.start
-        assert len(timeline.flashes) == (1 if band == "long" else 0)
+        assert len(timeline.flashes) == (0 if band == "short" else 1)
         assert sample_timeline(seed, band) == timeline
 
 
@@ -71,6 +71,19 @@ def test_the_flash_is_seen_by_192_frames_and_mostly_missed_by_32():
             seen[count] += bool(np.any((seconds >= flash.start) & (seconds < flash.end)))
     assert seen[192] == len(long_videos)
     assert seen[32] <= 0.45 * len(long_videos)
+
+
+def test_a_medium_video_flash_spans_two_rendered_frames():
+    """Medium videos hold a flash too (training signal); at 1 fps it is at least two frames long, so 128 evenly
+    sampled frames (stage 2) see it."""
+    for seed in range(40):
+        timeline = sample_timeline(seed, "medium")
+        (flash,) = timeline.flashes
+        assert flash.end - flash.start >= 2.0
+        rendered = [t for t in range(round(timeline.duration)) if flash.start <= t < flash.end]
+        assert len(rendered) >= 2
+        seconds = np.linspace(0, round(timeline.duration) - 1, 128).astype(int)
+        assert np.any((seconds >= flash.start) & (seconds < flash.end))
 
 
 def test_frames_show_the_timeline():
@@ -152,5 +165,8 @@ def test_open_questions_cover_the_dataset_task_types():
     from dataset_builder.schemas import TASK_TYPES
 
     pairs = open_questions(sample_timeline(0, "long"))
-    assert {task for task, _, _ in pairs} == set(TASK_TYPES)
-    assert all(question.strip() and answer.strip() for _, question, answer in pairs)
+    assert {pair.task_type for pair in pairs} == set(TASK_TYPES)
+    assert {pair.family for pair in pairs} == {*FAMILIES, "creative"}
+    assert all(pair.question.strip() and pair.answer.strip() for pair in pairs)
+    counts = {pair.question: pair for pair in pairs if pair.family == "counting"}
+    assert counts["How many scenes does the video have?"].answer == f"{len(sample_timeline(0, 'long').scenes)}."
