@@ -113,6 +113,20 @@ def test_qa_of_every_strategy_has_the_types_and_counts_asked_and_correct_answers
                     assert any(a.colour in stem or a.shape in stem for a in inside), stem
 
 
+def test_a_general_qa_request_of_three_asks_one_attribute_one_counting_and_one_needle_question():
+    """The families in turn: 11 attribute stems must not crowd out the 2 counting and 2 flash stems."""
+    settings = PlanSettings(questions_per_type=3)
+    plans = qa_requests(local_record(SEGMENTS), describe_video(TRUTH), segment_captions(settings), settings)
+    (request,) = [request for strategy, _, request in plans if strategy == "global"]
+    items, problems = parse_qa_response(answer(body(request)), STRATEGY_TASK_TYPES["global"])
+    assert problems == []
+    stems = [item["question"].split("\n")[0] for item in items if item["task_type"] == "general_qa"]
+    kinds = sorted(
+        "counting" if s.startswith("How many") else "needle" if "flash" in s else "attribute" for s in stems
+    )
+    assert kinds == ["attribute", "counting", "needle"], stems
+
+
 def test_unknown_prompts_are_refused_with_the_list():
     with pytest.raises(ValueError, match="only the kit's prompts"):
         identify_prompt("Tell me a joke.")
