@@ -12,12 +12,13 @@ stay.
 * ``video_caption``: the ``[Xs - Ys] caption`` blocks are parsed, merged (:func:`~.language.merge_timelines`) and the
   whole video described.
 * ``qa_global`` / ``qa_single_segment`` / ``qa_multi_segment``: the descriptions are parsed into a timeline and the
-  prompt's task types get exactly the number of pairs it asks for, the question families in turn, drawn from :func:`~.questions.multiple_choice`
-  (question = the rendered multiple-choice prompt) and :func:`~.questions.open_questions`: ``summarization`` <- the
-  summary family, ``general_qa`` <- attribute, counting and needle (single segment: only those about what the part
-  shows, plus the background at a moment of it), ``temporal`` <- temporal (a window of segments that is not the whole
-  video: only "right after" questions, plus how long its objects stay and when its background changes),
-  ``creative_writing`` <- the title. Random choices are seeded by the request text: answers are deterministic.
+  prompt's task types get exactly the number of pairs it asks for, the question families in turn, drawn from
+  :func:`~.questions.multiple_choice` (question = the rendered multiple-choice prompt) and
+  :func:`~.questions.open_questions`: ``summarization`` <- the summary family, ``general_qa`` <- attribute, counting
+  and needle (single segment: only those about what the part shows, plus the background at a moment of it),
+  ``temporal`` <- temporal (a window of segments that is not the whole video: only "right after" questions, plus how
+  long its objects stay and when its background changes), ``creative_writing`` <- the title. Random choices are seeded
+  by the request text: answers are deterministic.
 
 Example:
     >>> import openai
