@@ -8,10 +8,11 @@ python -m recipes.world.frames --dataset runs/world/dataset --out runs/world/fra
 
 For every video of the built dataset's stage splits, `--per-video` of its cached 1 fps frames (the annotator's frame
 cache, evenly spread), plus its brief events (`brief_event_frames`: frames unlike the seconds before and after them,
-such as the world's flashes, which evenly spread frames almost never catch) become one-frame MP4 clips (`OUT/clips/`) with the caption the frame captioner gives them
-(default: the world's, `dataset_builder.world.perception:WorldFrameCaptioner`; any `MODULE:ATTRIBUTE` or Florence-2
-id works). The rows (`OUT/frames/train-*.parquet`) follow the training-row contract, so the video recipes train on them
-at `num_frames: 1` (`recipes/world/frames.yaml`).
+such as the world's flashes, which evenly spread frames almost never catch) become one-frame MP4 clips (`OUT/clips/`)
+with the caption the frame captioner gives them (default: the world's,
+`dataset_builder.world.perception:WorldFrameCaptioner`; any `MODULE:ATTRIBUTE` or Florence-2 id works). The rows
+(`OUT/frames/train-*.parquet`) follow the training-row contract, so the video recipes train on them at `num_frames: 1`
+(`recipes/world/frames.yaml`).
 
 ```python
 >>> import numpy as np
@@ -26,6 +27,7 @@ at `num_frames: 1` (`recipes/world/frames.yaml`).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +63,12 @@ def brief_event_frames(frames: np.ndarray, window: int = 12, threshold: float = 
 
 
 def frame_rows(
-    video_id: str, frames: np.ndarray, times: np.ndarray, captions: list[str], per_video: int, extra=()
+    video_id: str,
+    frames: np.ndarray,
+    times: np.ndarray,
+    captions: list[str],
+    per_video: int,
+    extra: Iterable[int] = (),
 ) -> list[dict]:
     """Rows for `per_video` evenly spread frames of `frames (T, H, W, 3)` at `times (T,)`, and the frames at indices
     `extra`, with their `captions`."""
