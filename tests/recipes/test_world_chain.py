@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from recipes.world.card import write_card
+from recipes.world.card import difference_reading, write_card
 from recipes.world.frames import brief_event_frames, frame_rows, write_clip
 from recipes.world.init import InitConfig, build_world_checkpoint, dataset_texts, load_init_config
 
@@ -197,9 +197,26 @@ def test_card_compares_progressive_and_mixed_over_seeds(tmp_path):
     assert comparison["mixed"]["overall_mean"] == 50.0 and comparison["mixed"]["overall_std"] == 2.0
     assert comparison["mixed"]["long_mean"] == 30.0 and comparison["mixed"]["long_std"] == 4.0
     assert "3 seed(s): 0, 1, 2" in text
+    assert "This card's checkpoint and its tables above are seed 0's stage 3." in text
     assert "| progressive | generated reply | 65.0 ± 5.0 | 45.0 ± 5.0 | 60.0, 70.0, 65.0 (0, 1, 2) |" in text
     assert "| mixed | generated reply | 50.0 ± 2.0 | 30.0 ± 4.0 | 50.0, 52.0, 48.0 (0, 1, 2) |" in text
     assert "| mixed | option likelihood | 61.0 ± 1.4 | 0.0 ± 0.0 | 60.0, 62.0 (0, 1) |" in text
+    # 65 - 50 = +15 beyond both spreads (5, 2); by likelihood 75 - 61 = +14 beyond sqrt(50) = 7.1 and sqrt(2) = 1.4
+    assert "- Generated reply: +15.0 points (spreads 5.0 and 2.0): larger than the spread." in text
+    assert "- Option likelihood: +14.0 points (spreads 7.1 and 1.4): larger than the spread." in text
+
+
+def test_a_difference_inside_the_seeds_spread_is_not_called_one():
+    def figures(progressive, mixed, seeds=(0, 1, 2)):
+        return {"seeds": list(seeds), "progressive": {"overall_mean": progressive[0], "overall_std": progressive[1]},
+                "mixed": {"overall_mean": mixed[0], "overall_std": mixed[1]}}  # fmt: skip
+
+    # 48 - 51 = -3, smaller than the larger spread (6): no difference; 48 - 58 = -10 is beyond 6
+    assert difference_reading(figures((48.0, 6.0), (51.0, 1.5))) == (
+        "-3.0 points (spreads 6.0 and 1.5): within the spread, no difference at 3 seeds."
+    )
+    assert difference_reading(figures((48.0, 6.0), (58.0, 1.5))).endswith(": larger than the spread.")
+    assert difference_reading(figures((48.0, None), (58.0, None), seeds=(0,))) is None
 
 
 def test_card_without_a_mixed_baseline_has_no_comparison(tmp_path):
