@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from recipes.world.card import difference_reading, write_card
+from recipes.world.card import write_card
 from recipes.world.frames import brief_event_frames, frame_rows, write_clip
 from recipes.world.init import InitConfig, build_world_checkpoint, dataset_texts, load_init_config
+from recipes.world.table4 import difference_reading
 
 
 def _world_dataset(folder):
