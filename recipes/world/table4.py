@@ -26,18 +26,19 @@ def comparison_lines(comparison: dict | None, by_likelihood: dict | None = None,
         return f"{entry[f'{key}_mean']:.1f}" + ("" if std is None else f" ± {std:.1f}")
 
     seeds = comparison["seeds"]
+    scorings = [(scoring, figures) for scoring, figures in (("generated reply", comparison),
+                ("option likelihood", by_likelihood)) if figures is not None]  # fmt: skip
     rows = [
         f"| {kind} | {scoring} | {spread(figures[kind], 'overall')} | {spread(figures[kind], 'long')} | "
         + ", ".join(f"{value:.1f}" for value in figures[kind]["overall"])
         + f" ({', '.join(map(str, figures['seeds']))}) |"
-        for scoring, figures in (("generated reply", comparison), ("option likelihood", by_likelihood))
-        if figures is not None
+        for scoring, figures in scorings
         for kind in ("progressive", "mixed")
     ]
     readings = [
-        f"- {scoring}: {reading}"
-        for scoring, figures in (("Generated reply", comparison), ("Option likelihood", by_likelihood))
-        if figures is not None and (reading := difference_reading(figures))
+        f"- {scoring.capitalize()}: {reading}"
+        for scoring, figures in scorings
+        if (reading := difference_reading(figures))
     ]
     return (
         f"## Progressive vs mixed (paper Table 4), {len(seeds)} seed(s): {', '.join(map(str, seeds))}\n\n"
