@@ -172,7 +172,7 @@ def report(usage, stats, errors: str) -> int:
 def build_command(args: argparse.Namespace) -> int:
     from .build import build_dataset, push_to_hub
 
-    stats = build_dataset(args.work_dir, args.out, copy_videos=args.copy_videos)
+    stats = build_dataset(args.work_dir, args.out, copy_videos=args.copy_videos, turns_per_row=args.turns_per_row)
     print(f"build: {len(stats['durations'])} videos -> {args.out}")
     if args.push_to_hub:
         print(f"pushed: {push_to_hub(args.out, args.push_to_hub, private=args.private)}")

@@ -13,7 +13,11 @@ name and its ``data_files`` patterns, not by content, so a rebuild into the same
 fresh by ``load_dataset(DATASET_DIR, config)``; each build removes the files of the one before.
 
 Training rows: one per QA pair plus one dense-caption row per video ("Describe this video in detail."), in the
-contract's chat format with the video item first in the user turn. Videos of 20 minutes or more get no training rows.
+contract's chat format with the video item first in the user turn. With ``turns_per_row=N`` (``--turns-per-row``) a
+video's QA pairs are grouped N at a time into multi-turn conversations instead, as LLaVA-Video-178K lays out several
+questions about one video: the video is encoded once for N answers. Within a video the pairs go shortest answer first,
+so no answer is given away by an earlier, longer one (a summary before the questions it answers); the dense caption
+stays a row of its own for the same reason. Videos of 20 minutes or more get no training rows.
 The training rows' ``video`` is the absolute path of the source file (the trainer opens it), or ``videos/<file>``
 relative to the dataset dir with ``--copy-videos`` (needed for a self-contained Hub dataset). The ``captions`` table
 never publishes a local path: its ``video`` is the path relative to the videos root, or ``videos/<file>`` with
@@ -111,20 +115,29 @@ def explode_qa(batch: dict[str, list]) -> dict[str, list]:
     return rows
 
 
-def chat(video_id: str, video: str, source: str, duration: float, question: str, answer: str) -> dict:
-    user = [{"type": "video", "text": None}, {"type": "text", "text": question}]
-    messages = [
-        {"role": "user", "content": user},
-        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
-    ]
+def chat(video_id: str, video: str, source: str, duration: float, *turns: tuple[str, str]) -> dict:
+    """One training row: ``turns`` are ``(question, answer)`` pairs, the video item first in the first user turn."""
+    messages = []
+    for index, (question, answer) in enumerate(turns):
+        user = [{"type": "text", "text": question}]
+        if index == 0:
+            user.insert(0, {"type": "video", "text": None})
+        messages.append({"role": "user", "content": user})
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
     return {"video_id": video_id, "video": video, "source": source, "duration": duration, "messages": messages}
 
 
-def training_rows(record: AnnotationRecord, video: str) -> list[dict]:
-    """Annotation record -> training rows (dense caption + every QA pair)."""
+def training_rows(record: AnnotationRecord, video: str, turns_per_row: int = 1) -> list[dict]:
+    """Annotation record -> training rows: the dense caption, then the QA pairs -- one per row, or ``turns_per_row``
+    per multi-turn row, shortest answer first."""
+    if turns_per_row < 1:
+        raise ValueError(f"turns_per_row must be 1 or more, got {turns_per_row}.")
     args = (record.video_id, video, record.source, record.duration)
-    rows = [chat(*args, CAPTION_INSTRUCTION, record.video_caption)]
-    rows += [chat(*args, pair.question, pair.answer) for pair in record.qa]
+    rows = [chat(*args, (CAPTION_INSTRUCTION, record.video_caption))]
+    pairs = [(pair.question, pair.answer) for pair in record.qa]
+    if turns_per_row > 1:
+        pairs.sort(key=lambda pair: len(pair[1]))
+    rows += [chat(*args, *pairs[i : i + turns_per_row]) for i in range(0, len(pairs), turns_per_row)]
     return rows
 
 
@@ -151,8 +164,13 @@ def _write(dataset: Dataset, out_dir: Path, config: str) -> str | None:
     return name
 
 
-def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool = False) -> dict:
-    """Write all configs, plots and the card; returns the statistics shown in the card."""
+def build_dataset(
+    work_dir: str | Path, out_dir: str | Path, copy_videos: bool = False, turns_per_row: int = 1
+) -> dict:
+    """Write all configs, plots and the card; returns the statistics shown in the card. ``turns_per_row``: QA pairs
+    per training row (see the module docstring)."""
+    if turns_per_row < 1:
+        raise ValueError(f"--turns-per-row must be 1 or more, got {turns_per_row}.")
     out = Path(out_dir)
     records = read_annotations(work_dir)
     if not records:
@@ -177,7 +195,7 @@ def build_dataset(work_dir: str | Path, out_dir: str | Path, copy_videos: bool =
     for record in records:
         stage = stage_of(record.duration)
         if stage:
-            stages[stage].extend(training_rows(record, videos[record.video_id]))
+            stages[stage].extend(training_rows(record, videos[record.video_id], turns_per_row))
     tables = {
         "captions": _table([caption_row(r, published[r.video_id]) for r in records], CAPTIONS_FEATURES),
         "qa": qa,

@@ -238,6 +238,14 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--copy-videos", action="store_true", help="copy videos into OUT/videos and reference them relatively"
     )
+    b.add_argument(
+        "--turns-per-row",
+        type=int,
+        default=1,
+        metavar="N",
+        help="QA pairs per training row: N > 1 groups a video's questions into multi-turn conversations, shortest "
+        "answer first (default: %(default)s)",
+    )
     b.add_argument("--push-to-hub", default=None, metavar="REPO", help="upload the built dataset to this Hub repo")
     b.add_argument("--private", action="store_true", help="create the Hub repo as private")
     i = commands.add_parser(
