@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import torch.distributed as dist
 from transformers import set_seed
 
+from recipes.parallel.ring_attention import set_sequence_parallel_group
 from recipes.parallel.sequence_parallel import SequenceParallelState, init_sequence_parallel
 from recipes.training.data import load_training_rows
 from recipes.training.handoff import check_starting_checkpoint, write_stage_record
@@ -225,5 +226,8 @@ def finish_stage(stage: FinishedStage) -> None:
             },
         )
     trainer.accelerator.wait_for_everyone()
+    # The ring attention's group is let go with the others while the interpreter is alive: a process group (and gloo's
+    # worker threads) still referenced at interpreter exit has aborted rank 1 (SIGABRT), rarely, after a finished stage.
+    set_sequence_parallel_group(None)
     if dist.is_initialized():
-        dist.destroy_process_group()  # avoids a rare SIGABRT of rank 1 at exit (gloo)
+        dist.destroy_process_group()
