@@ -127,11 +127,15 @@ def chat(video_id: str, video: str, source: str, duration: float, *turns: tuple[
     return {"video_id": video_id, "video": video, "source": source, "duration": duration, "messages": messages}
 
 
+def _check_turns_per_row(turns_per_row: int) -> None:
+    if turns_per_row < 1:
+        raise ValueError(f"--turns-per-row must be 1 or more, got {turns_per_row}.")
+
+
 def training_rows(record: AnnotationRecord, video: str, turns_per_row: int = 1) -> list[dict]:
     """Annotation record -> training rows: the dense caption, then the QA pairs -- one per row, or ``turns_per_row``
     per multi-turn row, shortest answer first."""
-    if turns_per_row < 1:
-        raise ValueError(f"turns_per_row must be 1 or more, got {turns_per_row}.")
+    _check_turns_per_row(turns_per_row)
     args = (record.video_id, video, record.source, record.duration)
     rows = [chat(*args, (CAPTION_INSTRUCTION, record.video_caption))]
     pairs = [(pair.question, pair.answer) for pair in record.qa]
@@ -169,8 +173,7 @@ def build_dataset(
 ) -> dict:
     """Write all configs, plots and the card; returns the statistics shown in the card. ``turns_per_row``: QA pairs
     per training row (see the module docstring)."""
-    if turns_per_row < 1:
-        raise ValueError(f"--turns-per-row must be 1 or more, got {turns_per_row}.")
+    _check_turns_per_row(turns_per_row)  # before anything is written
     out = Path(out_dir)
     records = read_annotations(work_dir)
     if not records:
