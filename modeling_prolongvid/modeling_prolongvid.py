@@ -54,9 +54,9 @@ class ProLongVidModel(CheckpointFileErrorsMixin, LlavaOnevisionModel):
             selected = torch.cat([vision_outputs.hidden_states[layer] for layer in vision_feature_layer], dim=-1)
         if vision_feature_select_strategy == "default":
             selected = selected[:, 1:]
-        video_features = self.pool_frame_features(self.multi_modal_projector(selected))
-        video_features = self.add_video_newlines(video_features)
-        vision_outputs.pooler_output = video_features.reshape(batch_size, -1, video_features.shape[-1])
+        pooled = self.pool_frame_features(self.multi_modal_projector(selected))
+        pooled = pooled.reshape(batch_size, frames, *pooled.shape[1:])
+        vision_outputs.pooler_output = torch.stack([self.add_video_newlines(video) for video in pooled])
         return vision_outputs
 
     def pool_frame_features(self, frame_features: torch.Tensor) -> torch.Tensor:

@@ -165,6 +165,24 @@ def test_processor_count_equals_model_features_for_every_mode(random_frames, new
     assert int((batch["input_ids"] == processor.video_token_id).sum()) == features.shape[1]
 
 
+@pytest.mark.parametrize("newline", ["grid", "frame", "one_token", "none"])
+def test_batched_videos_get_each_their_own_newlines(random_frames, newline):
+    processor = build_tiny_processor(video_newline_position=newline)
+    torch.manual_seed(0)
+    config = build_tiny_config(processor.tokenizer, video_newline_position=newline)
+    model = ProLongVidForConditionalGeneration(config).eval()
+    videos = [processor.video_processor(random_frames(3), return_tensors="pt")["pixel_values_videos"] for _ in "ab"]
+    with torch.no_grad():
+        batched = model.model.get_video_features(torch.cat(videos)).pooler_output
+        alone = [model.model.get_video_features(video).pooler_output[0] for video in videos]
+    per_frame = {"grid": 2 * (2 + 1), "frame": 2 * 2 + 1, "one_token": 2 * 2, "none": 2 * 2}[newline]
+    assert batched.shape == (2, 3 * per_frame + (newline == "one_token"), config.text_config.hidden_size)
+    for index in range(2):
+        torch.testing.assert_close(batched[index], alone[index])
+        if newline == "one_token":
+            torch.testing.assert_close(batched[index, -1], model.model.image_newline.data)
+
+
 def test_newline_modes_place_image_newline(random_frames):
     processor = build_tiny_processor()
     model = ProLongVidForConditionalGeneration(build_tiny_config(processor.tokenizer, video_newline_position="frame"))
