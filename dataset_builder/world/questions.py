@@ -33,7 +33,9 @@ from .timeline import BACKGROUNDS, FLASH_COLOURS, OBJECT_COLOURS, SHAPES, Appear
 FAMILIES = ("attribute", "counting", "temporal", "needle", "summary")
 LETTERS = "ABCD"
 # The model is taught to answer with the chosen option's text; the harness maps a reply that repeats exactly one
-# option's text to its letter (evaluation.answers.extract_choice, rule 5).
+# option's text to its letter (evaluation.answers.extract_choice, rule 5). Taught the label first ("C. navy", stages
+# 1-3 at the shipped epochs, seed 0) it scored 19.5% generated, chance: the letter was its prior, mostly "C", and the
+# text after it its own belief, not the text of that option.
 POST_PROMPT = "Answer with the best option."
 ALL_OBJECTS = tuple(f"{colour} {shape}" for shape in SHAPES for colour in OBJECT_COLOURS)
 NUMBER_WORDS = ("1", "2", "3", "4", "5", "6", "7")
