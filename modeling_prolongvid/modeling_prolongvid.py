@@ -55,8 +55,7 @@ class ProLongVidModel(CheckpointFileErrorsMixin, LlavaOnevisionModel):
         if vision_feature_select_strategy == "default":
             selected = selected[:, 1:]
         pooled = self.pool_frame_features(self.multi_modal_projector(selected))
-        pooled = pooled.reshape(batch_size, frames, *pooled.shape[1:])
-        vision_outputs.pooler_output = torch.stack([self.add_video_newlines(video) for video in pooled])
+        vision_outputs.pooler_output = self.add_video_newlines(pooled.reshape(batch_size, frames, *pooled.shape[1:]))
         return vision_outputs
 
     def pool_frame_features(self, frame_features: torch.Tensor) -> torch.Tensor:
@@ -79,17 +78,18 @@ class ProLongVidModel(CheckpointFileErrorsMixin, LlavaOnevisionModel):
         return pooled.permute(0, 2, 3, 1)
 
     def add_video_newlines(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Flatten `(frames, G, G, dim)` into one video's `(num_video_tokens, dim)` with newlines placed."""
-        num_frames, rows, cols, dim = pooled.shape
+        """Flatten `(batch, frames, G, G, dim)` into `(batch, num_video_tokens, dim)`, each video's newlines placed."""
+        batch_size, num_frames, rows, cols, dim = pooled.shape
         newline = self.image_newline.to(pooled.dtype)
         position = self.config.video_newline_position
         if position == "grid":
-            pooled = torch.cat((pooled, newline.expand(num_frames, rows, 1, dim)), dim=2)
+            pooled = torch.cat((pooled, newline.expand(batch_size, num_frames, rows, 1, dim)), dim=3)
         elif position == "frame":
-            pooled = torch.cat((pooled.reshape(num_frames, rows * cols, dim), newline.expand(num_frames, 1, dim)), 1)
-        flat = pooled.reshape(-1, dim)
+            pooled = pooled.reshape(batch_size, num_frames, rows * cols, dim)
+            pooled = torch.cat((pooled, newline.expand(batch_size, num_frames, 1, dim)), dim=2)
+        flat = pooled.reshape(batch_size, -1, dim)
         if position == "one_token":
-            flat = torch.cat((flat, newline[None]), dim=0)
+            flat = torch.cat((flat, newline.expand(batch_size, 1, dim)), dim=1)
         return flat
 
     def get_placeholder_mask(self, input_ids, inputs_embeds, image_features=None, video_features=None):
